@@ -1,0 +1,47 @@
+"""Synthetic stand-ins for Pascal VOC 2012 (aug), Cityscapes, ADE20K and COCO-Stuff 10K.
+
+Each generator writes a small dataset in the real on-disk layout, so that mmsegmentation's own
+dataset classes and standard pipelines load it unchanged::
+
+    from suite.data import ensure_dataset, DATASETS
+    root = ensure_dataset("voc2012", cache_dir=Path(...), seed=0, num_train=48, num_val=16)
+    # root is the data_root of mmseg's base config (for VOC: .../VOCdevkit/VOC2012)
+
+Only numpy and PIL are needed to generate; :func:`mmseg_dataset_config` (lazy mmengine/mmseg
+import) returns mmseg's shipped base config pointed at a generated root and scaled down.
+"""
+
+from suite.data.generate import (
+    DEFAULT_NUM_TRAIN,
+    DEFAULT_NUM_VAL,
+    GENERATOR_VERSION,
+    dataset_dir,
+    default_cache_dir,
+    describe,
+    ensure_dataset,
+    generate_dataset,
+    image_rng,
+    voc_palette,
+)
+from suite.data.mmseg_config import base_config_path, default_sizes, mmseg_dataset_config
+from suite.data.registry import DATASETS, IGNORE_INDEX, DatasetInfo, resolve_name
+
+__all__ = [
+    "DATASETS",
+    "DEFAULT_NUM_TRAIN",
+    "DEFAULT_NUM_VAL",
+    "GENERATOR_VERSION",
+    "IGNORE_INDEX",
+    "DatasetInfo",
+    "base_config_path",
+    "dataset_dir",
+    "default_cache_dir",
+    "default_sizes",
+    "describe",
+    "ensure_dataset",
+    "generate_dataset",
+    "image_rng",
+    "mmseg_dataset_config",
+    "resolve_name",
+    "voc_palette",
+]

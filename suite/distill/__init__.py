@@ -1,0 +1,1 @@
+"""The suite's own small distiller: recorders, connectors, DistillationModel, schedule hook."""

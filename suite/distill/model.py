@@ -1,0 +1,226 @@
+"""DistillationModel: a frozen teacher, a student, recorders, connectors and weighted losses.
+
+An mmengine ``BaseModel`` (registered in mmengine's root ``MODELS``, so mmseg and mmdet scopes
+find it) that plays the role of MMRazor's ``SingleTeacherDistill``. ``loss()`` returns the
+student's task losses plus each weighted distillation loss under ``distill.<name>``; ``predict``
+and ``tensor`` modes are the student alone, so evaluation, Params and FLOPs concern the student.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+from mmengine.model import BaseModel
+from mmengine.registry import MODELS
+from mmengine.runner.checkpoint import load_checkpoint
+from torch import Tensor, nn
+
+from suite.distill.recorders import ModuleOutputsRecorder
+from suite.errors import SuiteError
+from suite.methods import build_connector, build_loss
+from suite.methods.bcd import weight_decay_alpha
+from suite.methods.spec import ConnectorSpec, Input, LossSpec
+
+
+class TeacherCheckpointError(SuiteError):
+    """The teacher checkpoint is missing or does not match the teacher architecture."""
+
+
+def load_teacher(teacher: nn.Module, path: str | None) -> None:
+    """Load ``path`` into ``teacher`` strictly; a clear error when missing or mismatching."""
+    if not path:
+        raise TeacherCheckpointError("teacher checkpoint missing: the teacher cell has no checkpoint")
+    try:
+        load_checkpoint(teacher, path, map_location="cpu", strict=True, logger="silent")
+    except FileNotFoundError as exc:
+        raise TeacherCheckpointError(f"teacher checkpoint not found: {path}") from exc
+    except (RuntimeError, KeyError) as exc:
+        first = str(exc).strip().splitlines()
+        detail = next((line for line in first if "size mismatch" in line or "key" in line.lower()), first[0] if first else "")
+        raise TeacherCheckpointError(f"teacher checkpoint {path} does not match the teacher: {detail}") from exc
+
+
+def _as_dataclass(value: Any, cls: type) -> Any:
+    return value if isinstance(value, cls) else cls(**value)
+
+
+def _channels(x: Tensor | list[Tensor]) -> int | list[int]:
+    return [t.shape[1] for t in x] if isinstance(x, (list, tuple)) else x.shape[1]
+
+
+@MODELS.register_module()
+class DistillationModel(BaseModel):
+    """Offline KD wrapper around any mmengine model (mmseg segmentors, mmdet detectors).
+
+    Args:
+        student / teacher: model config dicts (built with the current default scope).
+        method: a :class:`~suite.methods.spec.MethodSpec` as a dict (``dataclasses.asdict``).
+        student_taps / teacher_taps: tap name -> module name(s) of each model.
+        teacher_checkpoint: the trained teacher's checkpoint (required unless ``probe_only``).
+        probe_size: (H, W) of the dummy input used to probe the recorded shapes.
+    """
+
+    def __init__(
+        self,
+        student: dict,
+        teacher: dict,
+        method: dict,
+        student_taps: dict[str, str | list[str]],
+        teacher_taps: dict[str, str | list[str]],
+        teacher_checkpoint: str | None = None,
+        probe_size: tuple[int, int] = (64, 64),
+        data_preprocessor: dict | None = None,
+        init_cfg: dict | None = None,
+        load_teacher_checkpoint: bool = True,
+    ) -> None:
+        super().__init__(data_preprocessor=data_preprocessor or student.get("data_preprocessor"),
+                         init_cfg=init_cfg)
+        self.student = MODELS.build(student)
+        self.teacher = MODELS.build(teacher)
+        if load_teacher_checkpoint:
+            load_teacher(self.teacher, teacher_checkpoint)
+        self.teacher.eval()
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+
+        self.loss_specs = {k: _as_dataclass(v, LossSpec) for k, v in method["losses"].items()}
+        for spec in self.loss_specs.values():
+            spec.inputs = {a: _as_dataclass(i, Input) for a, i in spec.inputs.items()}
+        conn_specs = {k: _as_dataclass(v, ConnectorSpec) for k, v in method.get("connectors", {}).items()}
+        self.use_weight_decay = bool(method.get("weight_decay", False))
+        self.method_name = method.get("name", "")
+
+        used_s = {i.tap for s in self.loss_specs.values() for i in s.inputs.values() if i.source == "student"}
+        used_t = {i.tap for s in self.loss_specs.values() for i in s.inputs.values() if i.source == "teacher"}
+        used_s |= {c.in_from[1] for c in conn_specs.values() if c.in_from[0] == "student"}
+        used_t |= {c.in_from[1] for c in conn_specs.values() if c.in_from[0] == "teacher"}
+        for side, used, taps in (("student", used_s, student_taps), ("teacher", used_t, teacher_taps)):
+            missing = used - set(taps)
+            if missing:
+                raise SuiteError(f"method {self.method_name!r} needs {side} taps {sorted(missing)}; "
+                                 f"the model offers {sorted(taps)}")
+        self.recorder_s = ModuleOutputsRecorder(self.student, {t: student_taps[t] for t in used_s})
+        self.recorder_t = ModuleOutputsRecorder(self.teacher, {t: teacher_taps[t] for t in used_t})
+
+        shapes_s, shapes_t = self._probe(probe_size)
+        self.connectors = nn.ModuleDict()
+        for name, c in conn_specs.items():
+            shapes = shapes_s if c.in_from[0] == "student" else shapes_t
+            kwargs = dict(c.kwargs, in_channels=shapes[c.in_from[1]])
+            if c.out_from is not None:
+                out = shapes_s if c.out_from[0] == "student" else shapes_t
+                kwargs["out_channels"] = out[c.out_from[1]]
+            self.connectors[name] = build_connector(c.type, **kwargs)
+        conn_channels = self._connector_channels(conn_specs, shapes_s, shapes_t)
+        self.distill_losses = nn.ModuleDict()
+        for name, spec in self.loss_specs.items():
+            self.distill_losses[name] = self._build_loss(spec, shapes_s, shapes_t, conn_channels)
+        self.alpha = 1.0
+
+    # ------------------------------------------------------------------ construction helpers
+    @torch.no_grad()
+    def _probe(self, size: tuple[int, int]) -> tuple[dict, dict]:
+        """Run both models once on a dummy input to learn every tap's channel counts."""
+        x = torch.zeros(1, 3, *size)
+        was_training = self.student.training
+        self.student.eval()
+        self.recorder_s.reset()
+        self.recorder_t.reset()
+        self.student._forward(x)
+        self.teacher._forward(x)
+        self.student.train(was_training)
+        self._probe_out = ({t: self.recorder_s.get(t) for t in self.recorder_s.taps},
+                           {t: self.recorder_t.get(t) for t in self.recorder_t.taps})
+        return ({t: _channels(v) for t, v in self._probe_out[0].items()},
+                {t: _channels(v) for t, v in self._probe_out[1].items()})
+
+    @torch.no_grad()
+    def _connector_channels(self, specs: dict[str, ConnectorSpec], shapes_s: dict, shapes_t: dict) -> dict:
+        out = {}
+        for name, c in specs.items():
+            rec = self._probe_out[0] if c.in_from[0] == "student" else self._probe_out[1]
+            out[name] = _channels(self.connectors[name](rec[c.in_from[1]]))
+        del self._probe_out
+        return out
+
+    def _build_loss(self, spec: LossSpec, shapes_s: dict, shapes_t: dict, conn: dict) -> nn.Module:
+        kwargs = dict(spec.kwargs, loss_weight=spec.weight)
+        params = inspect.signature(build_loss_class(spec.type)).parameters
+        if spec.channels_from:
+            key = spec.channels_from
+            if key in conn:
+                s_ch = t_ch = conn[key]
+            else:
+                s_ch, t_ch = shapes_s.get(key), shapes_t.get(key)
+            if "student_channels" in params:
+                kwargs.setdefault("student_channels", s_ch)
+            if "teacher_channels" in params:
+                kwargs.setdefault("teacher_channels", t_ch)
+        if "teacher_classifier" in params:
+            kwargs["teacher_classifier"] = self.teacher.decode_head.conv_seg
+        return build_loss(spec.type, **kwargs)
+
+    # ------------------------------------------------------------------ training state
+    def train(self, mode: bool = True) -> DistillationModel:
+        super().train(mode)
+        self.teacher.eval()  # the teacher is frozen: BN statistics and dropout stay in eval mode
+        return self
+
+    def set_progress(self, iteration: int, max_iters: int) -> None:
+        """Set alpha(t) for the 0-based ``iteration`` (t = iteration + 1)."""
+        self.alpha = weight_decay_alpha(iteration + 1, max_iters) if self.use_weight_decay else 1.0
+
+    # ------------------------------------------------------------------ forward modes
+    def forward(self, inputs: Tensor, data_samples: list | None = None, mode: str = "tensor") -> Any:
+        if mode == "loss":
+            return self.loss(inputs, data_samples)
+        if mode == "predict":
+            return self.student.predict(inputs, data_samples)
+        if mode == "tensor":
+            return self.student._forward(inputs, data_samples)
+        raise RuntimeError(f"invalid mode {mode!r}")
+
+    def _fetch(self, inp: Input, gt: Tensor | None, cache: dict) -> Any:
+        if inp.source == "data":
+            if gt is None:
+                raise SuiteError(f"input {inp.tap!r} needs ground truth in the batch")
+            return gt
+        key = (inp.source, inp.tap, inp.connector)
+        if key not in cache:
+            rec = self.recorder_s if inp.source == "student" else self.recorder_t
+            value = rec.get(inp.tap)
+            if inp.connector:
+                value = self.connectors[inp.connector](value)
+            cache[key] = value
+        return cache[key]
+
+    def loss(self, inputs: Tensor, data_samples: list) -> dict[str, Tensor]:
+        self.recorder_s.reset()
+        self.recorder_t.reset()
+        with torch.no_grad():
+            self.teacher._forward(inputs, data_samples)
+        losses = self.student.loss(inputs, data_samples)
+        gt = None
+        if any(i.source == "data" for s in self.loss_specs.values() for i in s.inputs.values()):
+            gt = torch.stack([d.gt_sem_seg.data.squeeze(0) for d in data_samples]).long()
+        cache: dict = {}
+        for name, spec in self.loss_specs.items():
+            kwargs = {arg: self._fetch(inp, gt, cache) for arg, inp in spec.inputs.items()}
+            value = self.distill_losses[name](**kwargs)
+            if spec.decays and self.use_weight_decay:
+                value = value * self.alpha
+            losses[f"distill.{name}"] = value
+        losses["distill.alpha"] = torch.tensor(self.alpha)
+        return losses
+
+    def student_state_dict(self) -> dict[str, Tensor]:
+        """The student's weights alone: no teacher, connector or loss parameters."""
+        return self.student.state_dict()
+
+
+def build_loss_class(name: str) -> type:
+    from suite.methods.registry import LOSSES, _lookup
+
+    return _lookup(LOSSES, name, "loss")

@@ -1,0 +1,172 @@
+"""Executors: where cells run. ``debug`` (in-process, for pdb), ``local`` (a bounded pool of
+worker processes), ``slurm`` (submitit job arrays, see :mod:`suite.slurm`). Teachers run before
+the cells that depend on them; finished cells are skipped; failed ones are run again and resume
+from their last checkpoint.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import Any
+
+from tqdm import tqdm
+
+from suite.errors import CellFailed, SuiteError
+from suite.store import Store
+from suite.tables import Cell
+from suite.train import run_cell
+
+EXECUTORS = ("local", "debug", "slurm")
+
+
+@dataclass
+class Outcome:
+    done: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def pending(cells: list[Cell], store: Store) -> tuple[list[Cell], list[Cell]]:
+    """(cells to run, cells already finished or running elsewhere)."""
+    todo, skip = [], []
+    for c in cells:
+        (skip if store.state(c.id) in ("done", "running") else todo).append(c)
+    return todo, skip
+
+
+def _status_line(cell: Cell, store: Store, ok: bool, reason: str = "") -> str:
+    if not ok:
+        return f"[failed] {cell.label}: {reason}"
+    res = store.result(cell.id) or {}
+    return f"[done]   {cell.label}: mIoU {res.get('miou', float('nan')):.2f}  ({res.get('wall_time_s', 0):.0f} s)"
+
+
+class Scheduler:
+    """Dependency-aware dispatch shared by the debug and local executors."""
+
+    def __init__(self, cells: list[Cell], store: Store, echo: Callable[[str], None]) -> None:
+        self.store, self.echo = store, echo
+        self.todo, skipped = pending(cells, store)
+        self.outcome = Outcome(skipped=[c.id for c in skipped])
+        self.waiting = {c.id: c for c in self.todo}
+        self.running_ids: set[str] = set()
+
+    def ready(self) -> list[Cell]:
+        """Cells whose dependencies are done; dependents of failed cells fail at once."""
+        out = []
+        for cid, cell in list(self.waiting.items()):
+            states = {d: self.store.state(d) for d in cell.depends_on}
+            bad = [d for d, s in states.items() if d in self.outcome.failed or
+                   (s in ("missing", "failed") and d not in self.waiting and d not in self.running_ids)]
+            if bad:
+                self.fail(cell, f"dependency {bad[0]} failed or missing", mark=True)
+            elif all(s == "done" for s in states.values()):
+                out.append(cell)
+                del self.waiting[cid]
+        return out
+
+    def abandon(self) -> None:
+        """Cells left waiting when nothing else can run: their dependency runs elsewhere."""
+        for cell in list(self.waiting.values()):
+            self.fail(cell, "dependency still running elsewhere; run again when it has finished")
+
+    def fail(self, cell: Cell, reason: str, mark: bool = False) -> None:
+        self.waiting.pop(cell.id, None)
+        self.outcome.failed[cell.id] = reason
+        if mark and self.store.state(cell.id) != "done":
+            self.store.write_config(cell.id, cell.config)
+            self.store.mark(cell.id, "failed", reason=reason)
+        self.echo(_status_line(cell, self.store, False, reason))
+
+    def succeed(self, cell: Cell) -> None:
+        self.outcome.done.append(cell.id)
+        self.echo(_status_line(cell, self.store, True))
+
+
+def run_debug(cells: list[Cell], store: Store, wandb: str, bar: tqdm, echo: Callable[[str], None]) -> Outcome:
+    sched = Scheduler(cells, store, echo)
+    while sched.waiting:
+        batch = sched.ready()
+        if not batch:
+            sched.abandon()
+            break
+        for cell in batch:
+            try:
+                run_cell(cell.to_dict(), str(store.root), wandb)
+                sched.succeed(cell)
+            except CellFailed as exc:
+                sched.fail(cell, str(exc).split(": ", 1)[-1])
+            bar.update(1)
+    return sched.outcome
+
+
+def _worker_init(threads: int) -> None:
+    os.environ["SUITE_THREADS"] = str(threads)
+
+
+def run_local(cells: list[Cell], store: Store, wandb: str, bar: tqdm, echo: Callable[[str], None],
+              workers: int | None = None) -> Outcome:
+    cores = os.cpu_count() or 1
+    workers = workers or max(1, min(cores, 4))
+    threads = max(1, cores // workers)
+    sched = Scheduler(cells, store, echo)
+    ctx = mp.get_context("spawn")
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,))
+    futures: dict[Future, Cell] = {}
+    try:
+        while sched.waiting or futures:
+            for cell in sched.ready():
+                futures[pool.submit(run_cell, cell.to_dict(), str(store.root), wandb)] = cell
+                sched.running_ids.add(cell.id)
+            if not futures:
+                sched.abandon()
+                break
+            finished, _ = wait(futures, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                cell = futures.pop(fut)
+                sched.running_ids.discard(cell.id)
+                try:
+                    fut.result()
+                    sched.succeed(cell)
+                except CellFailed as exc:
+                    sched.fail(cell, str(exc).split(": ", 1)[-1])
+                except BrokenProcessPool:
+                    sched.fail(cell, "worker process died (out of memory or killed)", mark=True)
+                    pool.shutdown(cancel_futures=True)
+                    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                                               initargs=(threads,))
+                    for other in list(futures.values()):
+                        sched.waiting[other.id] = other
+                    futures.clear()
+                    sched.running_ids.clear()
+                    break
+                bar.update(1)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return sched.outcome
+
+
+def launch(cells: list[Cell], store: Store, executor: str = "local", wandb: str = "offline",
+           workers: int | None = None, desc: str = "cells", **slurm_options: Any) -> Outcome:
+    """Run every cell not yet finished, teachers first; returns what finished and what failed."""
+    if executor not in EXECUTORS:
+        raise SuiteError(f"unknown executor {executor!r}; valid: {', '.join(EXECUTORS)}")
+    if executor == "slurm":
+        from suite.slurm import submit
+
+        return submit(cells, store, wandb=wandb, **slurm_options)
+    todo, _ = pending(cells, store)
+    with tqdm(total=len(todo), desc=desc, unit="cell", dynamic_ncols=True) as bar:
+        echo = tqdm.write
+        if executor == "debug":
+            return run_debug(cells, store, wandb, bar, echo)
+        return run_local(cells, store, wandb, bar, echo, workers)

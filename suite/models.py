@@ -1,0 +1,139 @@
+"""Model configs for the suite, taken from mmseg's shipped configs and scaled by the profile.
+
+The architectures come from mmseg's own ``_base_/models`` files (loaded with
+``Config.fromfile("mmseg::...")``); the suite only applies what mmseg's per-depth configs apply
+(``pspnet_r18-d8`` sets depth 18, head channels 128, ...) plus the profile's width multiplier and
+the dataset's class count. Module names are therefore exactly mmseg's, which is what the
+distillation taps refer to.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mmengine.config import Config, ConfigDict
+
+
+@dataclass(frozen=True)
+class Arch:
+    """One segmentation architecture: mmseg base config + depth-specific overrides + taps."""
+
+    base: str  # mmseg base model config, e.g. "_base_/models/pspnet_r50-d8.py"
+    depth: int
+    head_channels: int
+    aux_channels: int
+    taps: dict[str, str | list[str]]
+    c1_channels: int | None = None  # DeepLabV3+ low-level projection width
+
+
+_RESNET_STAGES = ["backbone.layer1", "backbone.layer2", "backbone.layer3", "backbone.layer4"]
+
+_PSP_TAPS: dict[str, str | list[str]] = {
+    "logits": "decode_head.conv_seg",
+    "head_feature": "decode_head.bottleneck",
+    "stages": _RESNET_STAGES,
+    "low_level": "backbone.layer1",
+}
+_DLV3P_TAPS: dict[str, str | list[str]] = {
+    "logits": "decode_head.conv_seg",
+    "head_feature": "decode_head.sep_bottleneck",
+    "stages": _RESNET_STAGES,
+    "low_level": "backbone.layer1",
+}
+
+ARCHS: dict[str, Arch] = {
+    # mmseg configs/pspnet/pspnet_r{18,50,101}-d8_*.py
+    "pspnet_r18": Arch("_base_/models/pspnet_r50-d8.py", 18, 128, 64, _PSP_TAPS),
+    "pspnet_r50": Arch("_base_/models/pspnet_r50-d8.py", 50, 512, 256, _PSP_TAPS),
+    "pspnet_r101": Arch("_base_/models/pspnet_r50-d8.py", 101, 512, 256, _PSP_TAPS),
+    # mmseg configs/deeplabv3plus/deeplabv3plus_r{18,101}-d8_*.py
+    "deeplabv3plus_r18": Arch(
+        "_base_/models/deeplabv3plus_r50-d8.py", 18, 128, 64, _DLV3P_TAPS, c1_channels=12
+    ),
+    "deeplabv3plus_r101": Arch(
+        "_base_/models/deeplabv3plus_r50-d8.py", 101, 512, 256, _DLV3P_TAPS, c1_channels=48
+    ),
+}
+
+
+class UnknownModelError(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def get_arch(name: str) -> Arch:
+    if name not in ARCHS:
+        raise UnknownModelError(f"unknown model {name!r}; valid: {', '.join(sorted(ARCHS))}")
+    return ARCHS[name]
+
+
+def mmseg_config_path(relative: str) -> Path:
+    """A config file shipped inside the installed mmseg package (``mmseg/.mim/configs``)."""
+    import mmseg
+
+    path = Path(mmseg.__file__).parent / ".mim" / "configs" / relative
+    if not path.is_file():
+        raise FileNotFoundError(f"mmseg config not found: {path}")
+    return path
+
+
+def _scaled(channels: int, width: float) -> int:
+    return max(4, int(round(channels * width)))
+
+
+def stage_channels(depth: int, base: int) -> list[int]:
+    """Output channels of the four ResNet stages (BasicBlock x1, Bottleneck x4)."""
+    expansion = 1 if depth < 50 else 4
+    return [base * expansion * 2**i for i in range(4)]
+
+
+def segmentor_config(
+    name: str,
+    num_classes: int,
+    width: float = 1.0,
+    norm: str = "BN",
+    pretrained: str | None = None,
+) -> dict[str, Any]:
+    """The mmseg ``EncoderDecoder`` config dict of architecture ``name``.
+
+    ``width`` multiplies every channel count (1.0 = the paper's model); ``norm`` is ``BN`` for one
+    process or ``SyncBN`` under DDP; ``pretrained`` is a local ImageNet checkpoint for the
+    backbone (nothing is ever downloaded).
+    """
+    arch = get_arch(name)
+    cfg = Config.fromfile(str(mmseg_config_path(arch.base)))
+    model = copy.deepcopy(cfg.model.to_dict())
+    norm_cfg = dict(type=norm, requires_grad=True)
+    base = _scaled(64, width)
+    stages = stage_channels(arch.depth, base)
+
+    model["pretrained"] = None
+    backbone = model["backbone"]
+    backbone.update(depth=arch.depth, stem_channels=base, base_channels=base, norm_cfg=norm_cfg)
+    backbone["init_cfg"] = dict(type="Pretrained", checkpoint=pretrained) if pretrained else None
+
+    head = model["decode_head"]
+    head.update(
+        in_channels=stages[3],
+        channels=_scaled(arch.head_channels, width),
+        num_classes=num_classes,
+        norm_cfg=norm_cfg,
+    )
+    if arch.c1_channels is not None:
+        head.update(c1_in_channels=stages[0], c1_channels=_scaled(arch.c1_channels, width))
+    aux = model["auxiliary_head"]
+    aux.update(
+        in_channels=stages[2],
+        channels=_scaled(arch.aux_channels, width),
+        num_classes=num_classes,
+        norm_cfg=norm_cfg,
+    )
+    return ConfigDict(model)  # attribute access (``test_cfg.mode``) as mmseg expects
+
+
+def taps(name: str) -> dict[str, str | list[str]]:
+    """Tap name -> module name(s) of architecture ``name`` (mmseg's module names)."""
+    return dict(get_arch(name).taps)

@@ -1,0 +1,68 @@
+"""Profiles: how big a cell is (smoke = synthetic CPU minutes; paper = the paper's schedule)."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from suite.errors import SpecError, SuiteError
+
+EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
+PROFILE_DIR = EXPERIMENTS / "profiles"
+
+
+def profile_names() -> list[str]:
+    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``base`` updated recursively with ``over`` (new dict; inputs untouched)."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_profile(name: str) -> dict[str, Any]:
+    path = PROFILE_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise SuiteError(f"unknown profile {name!r}; valid: {', '.join(profile_names())}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError(f"malformed profile {path}: {exc}") from exc
+    required = {"name", "data", "width", "crop", "schedule", "optimizer"}
+    if not isinstance(data, dict) or not required <= set(data):
+        raise SpecError(f"malformed profile {path}: needs keys {sorted(required)}")
+    return data
+
+
+def for_dataset(profile: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """The profile with its per-dataset overrides (``datasets: {name: {...}}``) applied."""
+    over = profile.get("datasets", {}).get(dataset, {})
+    merged = deep_merge({k: v for k, v in profile.items() if k != "datasets"}, over)
+    return merged
+
+
+def data_root(profile: dict[str, Any], dataset: str, overrides: dict[str, str]) -> str:
+    """Root of a real dataset: ``--data-root`` > ``SUITE_DATA_<NAME>`` > the profile's ``data_roots``."""
+    root = (
+        overrides.get(dataset)
+        or os.environ.get(f"SUITE_DATA_{dataset.upper()}")
+        or (profile.get("data_roots") or {}).get(dataset)
+    )
+    if not root:
+        raise SuiteError(
+            f"profile {profile['name']!r} needs the {dataset} dataset: pass --data-root "
+            f"{dataset}=PATH or set SUITE_DATA_{dataset.upper()}"
+        )
+    if not Path(root).is_dir():
+        raise SuiteError(f"dataset root for {dataset} does not exist: {root}")
+    return str(root)

@@ -1,0 +1,83 @@
+"""Read the store for one table: one DataFrame row per expected cell (the report's only input)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from suite.store import Store
+from suite.tables import Cell
+
+COLUMNS = [
+    "table", "block", "row", "method", "dataset", "model", "teacher_model", "seed", "cell_id",
+    "status", "reason", "miou", "aacc", "ap_box", "ap_mask", "params_m", "flops_g", "fps",
+    "wall_time_s", "profile", "checkpoint", "split", "reimplementation", "unverified", "git_sha",
+    "versions", "assumptions", "wandb_url", "wandb_mode",
+]
+
+
+def _row(cell: Cell, store: Store) -> dict:
+    cfg = cell.config
+    state = store.state(cell.id)
+    res = (store.result(cell.id) or {}) if state == "done" else {}
+    method = cfg.get("method") or {}
+    role = cfg["role"]
+    model = cfg["model"]
+    teacher = (cfg.get("teacher") or {}).get("model", model if role == "teacher" else "")
+    nan = float("nan")
+    wandb = res.get("wandb", {})
+    return {
+        "table": cell.table,
+        "block": cell.block,
+        "row": cell.row,
+        "method": cfg.get("method_name", "none"),
+        "dataset": cfg["dataset"],
+        "model": model,
+        "teacher_model": teacher,
+        "seed": int(cfg["seed"]),
+        "cell_id": cell.id,
+        "status": state,
+        "reason": store.reason(cell.id) if state == "failed" else "",
+        "miou": res.get("miou", nan),
+        "aacc": res.get("aacc", nan),
+        "ap_box": res.get("ap_box", nan),
+        "ap_mask": res.get("ap_mask", nan),
+        "params_m": res.get("params_m", nan),
+        "flops_g": res.get("flops_g", nan),
+        "fps": res.get("fps", nan),
+        "wall_time_s": res.get("wall_time_s", nan),
+        "profile": cfg["profile"],
+        "checkpoint": cfg.get("eval", {}).get("checkpoint", "last"),
+        "split": res.get("split", ""),
+        "reimplementation": bool(method.get("reimplementation", False)),
+        "unverified": bool(method.get("unverified")),
+        "git_sha": res.get("git_sha", ""),
+        "versions": json.dumps(res.get("versions", {}), sort_keys=True),
+        "assumptions": json.dumps(res.get("assumptions", method.get("assumptions", {})), sort_keys=True,
+                                  default=str),
+        "wandb_url": wandb.get("url", "") or "",
+        "wandb_mode": wandb.get("mode", ""),
+        **{f"col_{k}": v for k, v in cell.columns.items()},
+    }
+
+
+def collect_cells(cells: list[Cell], results_dir: Path) -> pd.DataFrame:
+    """The long-format DataFrame of ``cells`` with their state and numbers from the store."""
+    store = Store(results_dir)
+    rows = [_row(c, store) for c in cells]
+    if not rows:
+        return pd.DataFrame(columns=COLUMNS)
+    return pd.DataFrame(rows)
+
+
+def collect(table: str, results_dir: Path, profile: str = "smoke", seeds: int = 1,
+            data_roots: dict[str, str] | None = None) -> pd.DataFrame:
+    """Expand ``table`` under ``profile`` and read every cell's state and result."""
+    from suite.tables import TABLE_DIR, expand
+
+    if not (TABLE_DIR / f"{table}.yaml").is_file():
+        return pd.DataFrame(columns=COLUMNS)
+    return collect_cells(expand(table, profile, seeds, data_roots, require_roots=False),
+                         Path(results_dir))

@@ -1,0 +1,444 @@
+"""Lay our results into the paper's table: rows, columns, seeds statistics, Δ, diffs, flags, ranks.
+
+:func:`build_layout` joins the reference skeleton (:mod:`suite.report.reference`) with a results
+frame (:mod:`suite.report.frame`). The result, a :class:`Layout`, holds every number a renderer
+prints; renderers only format it. Rules:
+
+* one :class:`Cell` per (printed row, value column); several seeds of a cell give mean, sample
+  std and n over the finished seeds;
+* Δ is ours minus our own baseline (the student row of the block, or for Table II the baseline
+  column of the same row), and the paper's Δ is computed the same way from the paper's numbers;
+* diff is ours minus the paper; it is flagged when ``|diff| > tolerance_std * std`` for n >= 2
+  seeds, else when ``|diff| > tolerance`` (points);
+* the best value of each column (per block) ranks 1 and the second 2, among non-teacher rows,
+  on the values as printed, for ours and the paper separately.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from suite.report.frame import Protocol, normalize, protocol
+from suite.report.names import dataset_name, method_name, model_name
+from suite.report.reference import RefBlock, RefColumn, RefRow, RefTable, ref_table
+
+NAN = float("nan")
+DECIMALS = {"miou": 2, "aacc": 2, "ap_box": 1, "ap_mask": 1, "params_m": 2, "flops_g": 1,
+            "fps": 1}
+OURS_DECIMALS = 2  # our means, stds, Δ and diffs (the paper prints AP with one decimal)
+RANKED_KINDS = frozenset({"student", "method", "combination", "ablation"})
+HAS_VALUE = frozenset({"done", "partial"})
+
+
+@dataclass
+class Cell:
+    """One printed value: ours (seed statistics) beside the paper's, with Δ, diff and flags.
+
+    ``status``: done (all seeds finished), partial (some), failed, running, missing (planned,
+    not run), na (finished without this metric) or absent (no result expected in the store).
+    """
+
+    status: str = "absent"
+    mean: float = NAN
+    std: float = NAN
+    n: int = 0
+    n_expected: int = 0
+    paper: float = NAN
+    paper_reimpl: bool = False
+    delta: float = NAN
+    paper_delta: float = NAN
+    diff: float = NAN
+    tolerance: float = NAN
+    flagged: bool = False
+    rank: int = 0
+    paper_rank: int = 0
+    reimplementation: bool = False
+    unverified: bool = False
+    cell_ids: tuple[str, ...] = ()
+    wandb_urls: tuple[str, ...] = ()
+
+    @property
+    def has_value(self) -> bool:
+        """Whether at least one seed finished with this metric."""
+        return self.status in HAS_VALUE
+
+
+@dataclass
+class LayoutRow:
+    """A printed row: the reference row plus where rules and block headers go."""
+
+    ref: RefRow
+    section: str | None = None
+    rule_before: bool = False
+    extra: bool = False  # in our results but not in the paper
+
+    @property
+    def key(self) -> str:
+        """The row key in the results (``row`` column)."""
+        return self.ref.key
+
+    @property
+    def kind(self) -> str:
+        """teacher, student, reference, method, combination or ablation."""
+        return self.ref.kind
+
+    @property
+    def block(self) -> int:
+        """Index of the row's block."""
+        return self.ref.block
+
+
+@dataclass
+class Layout:
+    """Everything a renderer prints for one table."""
+
+    table: RefTable
+    rows: list[LayoutRow]
+    columns: tuple[RefColumn, ...]
+    cells: dict[tuple[int, str], Cell]
+    protocol: Protocol
+    frame: pd.DataFrame
+    tolerance: float
+    tolerance_std: float
+    unplaced: int = 0
+    status_counts: dict[str, int] = field(default_factory=dict)
+    _pending: dict[str, list[str]] | None = field(default=None, repr=False)
+    _frame: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        """``table1`` .. ``table5``."""
+        return self.table.name
+
+    @property
+    def smoke(self) -> bool:
+        """Whether any result (or planned cell) uses the smoke profile."""
+        return self.protocol.smoke
+
+    @property
+    def metric_columns(self) -> list[RefColumn]:
+        """The columns compared with the paper (not Params/FLOPs/FPS)."""
+        return [c for c in self.columns if c.kind == "metric"]
+
+    def cell(self, row: int, column: str) -> Cell:
+        """The cell at a row index and column key (an empty one if none)."""
+        found = self.cells.get((row, column))
+        return found if found is not None else Cell()
+
+    def block(self, index: int) -> RefBlock | None:
+        """The reference block of that index."""
+        return next((b for b in self.table.blocks if b.index == index), None)
+
+    def cell_label(self, row: int, column: RefColumn) -> str:
+        """``KD · Pascal VOC 2012`` (table and block context of one cell, for footnotes)."""
+        lr = self.rows[row]
+        parts = [lr.ref.label.replace("Teacher: ", "teacher ").replace("Student: ", "student ")]
+        block = self.block(lr.block)
+        if len(self.metric_columns) > 1:
+            parts.append(column.group)
+        if block is not None and block.title:
+            parts.append(block.title)
+        return " \u00b7 ".join(parts)
+
+    def pending(self) -> dict[str, list[str]]:
+        """Plain-text lists of what is not (fully) there: missing, partial, failed, running.
+
+        Computed once per layout (every format prints the same footnotes).
+        """
+        if self._pending is None:
+            self._pending = self._compute_pending()
+        return self._pending
+
+    def _compute_pending(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {"missing": [], "partial": [], "failed": [], "running": [],
+                                     "absent": []}
+        for i, _ in enumerate(self.rows):
+            for col in self.metric_columns:
+                c = self.cell(i, col.key)
+                label = self.cell_label(i, col)
+                if c.status == "partial":
+                    out["partial"].append(f"{label} ({c.n} of {c.n_expected} seeds)")
+                elif c.status == "absent" and math.isnan(c.paper):
+                    continue  # neither the paper nor our store has this cell
+                elif c.status in out:
+                    out[c.status].append(label)
+        out["failed_reasons"] = self._seeds("failed", with_reason=True)
+        out["running_seeds"] = self._seeds("running")
+        return out
+
+    def _seeds(self, status: str, with_reason: bool = False) -> list[str]:
+        """``kd/voc2012 (seed 0, 1): reason`` for the result rows of one status."""
+        rows = self.frame[self.frame["status"] == status]
+        seeds: dict[tuple[str, str, str, str], list[str]] = {}
+        for r in rows.itertuples():
+            reason = (r.reason or "no reason recorded") if with_reason else ""
+            seeds.setdefault((r.row, r.method, r.dataset, reason), []).append(str(r.seed))
+        return [
+            f"{'/'.join(dict.fromkeys(p for p in (row, method, ds) if p and p != 'none'))} "
+            f"(seed {', '.join(s)})" + (f": {reason}" if reason else "")
+            for (row, method, ds, reason), s in seeds.items()
+        ]
+
+    def to_frame(self) -> pd.DataFrame:
+        """The reproduction view in long format: one row per printed cell (CSV/Parquet)."""
+        if self._frame is None:
+            self._frame = self._compute_frame()
+        return self._frame.copy()
+
+    def _compute_frame(self) -> pd.DataFrame:
+        records = []
+        for i, lr in enumerate(self.rows):
+            block = self.block(lr.block)
+            for col in self.columns:
+                c = self.cell(i, col.key)
+                dataset = col.dataset or (block.dataset if block else "") or ""
+                records.append({
+                    "table": self.name, "block": lr.block,
+                    "section": lr.section or (block.title if block else "") or "",
+                    "row": lr.key, "label": lr.ref.label, "kind": lr.kind,
+                    "column": col.key, "group": col.group, "metric": col.metric,
+                    "column_kind": col.kind, "dataset": dataset,
+                    "method": col.method or ("none" if lr.kind in ("teacher", "student",
+                                                                   "reference") else lr.key),
+                    "status": c.status, "mean": c.mean, "std": c.std, "n": c.n,
+                    "n_expected": c.n_expected, "delta": c.delta, "paper": c.paper,
+                    "paper_reimpl": c.paper_reimpl, "paper_delta": c.paper_delta,
+                    "diff": c.diff, "tolerance": c.tolerance, "flagged": c.flagged,
+                    "rank": c.rank, "paper_rank": c.paper_rank,
+                    "reimplementation": c.reimplementation, "unverified": c.unverified,
+                    "extra_row": lr.extra, "cell_ids": ";".join(c.cell_ids),
+                    "wandb_urls": ";".join(c.wandb_urls), "smoke": self.smoke,
+                    "profile": "/".join(self.protocol.profiles),
+                    "checkpoint": "/".join(self.protocol.checkpoints),
+                    "split": "/".join(self.protocol.splits),
+                })
+        return pd.DataFrame.from_records(records)
+
+
+def build_layout(table: str, df: pd.DataFrame | None, tolerance: float = 0.5,
+                 tolerance_std: float = 2.0, reference: RefTable | None = None) -> Layout:
+    """Join the paper's skeleton of ``table`` with the results frame ``df`` (any state)."""
+    ref = reference or ref_table(table)
+    frame = normalize(df, ref.name)
+    rows = _rows(ref, frame)
+    index = {(r.block, r.key): i for i, r in enumerate(rows)}
+    frame = frame.assign(_row=[index.get((b, k), -1)
+                               for b, k in zip(frame["block"], frame["row"])])
+    cells: dict[tuple[int, str], Cell] = {}
+    placed = np.zeros(len(frame), dtype=bool)
+    for col in ref.columns:
+        if col.kind == "metric":
+            mask = _column_mask(frame, col)
+            placed |= mask
+            cells.update(_metric_cells(frame[mask], col))
+    for col in ref.columns:
+        if col.kind == "efficiency":
+            cells.update(_efficiency_cells(frame, col, rows, cells))
+    for i, lr in enumerate(rows):
+        for col in ref.columns:
+            c = cells.setdefault((i, col.key), Cell())
+            c.paper = lr.ref.paper.get(col.key, NAN)
+            c.paper_reimpl = col.key in lr.ref.reimpl
+    proto = protocol(frame)
+    if not proto.splits:  # nothing recorded yet: state the paper's split(s)
+        proto = replace(proto, splits=tuple(f"{s} (paper)" for s in dict.fromkeys(
+            b.split for b in ref.blocks)))
+    layout = Layout(ref, rows, ref.columns, cells, proto, frame, tolerance,
+                    tolerance_std, unplaced=int((~placed).sum()),
+                    status_counts={s: int(v) for s, v in frame["status"].value_counts().items()})
+    _deltas(layout)
+    _flags(layout)
+    _ranks(layout)
+    return layout
+
+
+def _rows(ref: RefTable, frame: pd.DataFrame) -> list[LayoutRow]:
+    """The reference rows per block, our extra rows appended, with sections and rules."""
+    known = {(r.block, r.key) for r in ref.rows}
+    extras: dict[int, list[RefRow]] = {}
+    pairs = frame.loc[frame["row"] != "", ["block", "row"]].drop_duplicates()
+    for block, key in zip(pairs["block"], pairs["row"]):
+        if (block, key) in known or not any(b.index == block for b in ref.blocks):
+            continue
+        known.add((block, key))
+        if ref.name == "table2":
+            kind, label = ("teacher", f"Teacher: {key}") if key == "teacher" else (
+                "student", model_name(key))
+        else:
+            kind = "combination" if "+" in key else "method"
+            label = method_name(key)
+        extras.setdefault(block, []).append(RefRow(block, key, kind, label))
+    header_kinds = {"reference", "teacher"} | ({"student"} if ref.name != "table2" else set())
+    out: list[LayoutRow] = []
+    for block in ref.blocks:
+        mine = [LayoutRow(r) for r in ref.rows if r.block == block.index]
+        mine += [LayoutRow(r, extra=True) for r in extras.get(block.index, [])]
+        if not mine:
+            continue
+        mine[0].section = block.title
+        body = [i for i, r in enumerate(mine) if r.kind not in header_kinds]
+        if body and body[0] > 0:
+            mine[body[0]].rule_before = True
+        lower = _lower_half_start([r.key for r in mine], [r.kind for r in mine])
+        if lower is not None and lower > 0:
+            mine[lower].rule_before = True
+        out += mine
+    return out
+
+
+def _lower_half_start(keys: list[str], kinds: list[str]) -> int | None:
+    """Index of the first row of the combinations part (a ``a+b`` row or its component ``a``).
+
+    Ablation rows (Table I) are not combinations and never open a lower half.
+    """
+    for i, (key, kind) in enumerate(zip(keys, kinds)):
+        if kind not in ("method", "combination"):
+            continue
+        if "+" in key or any(k.startswith(key + "+") for k in keys[i + 1:]):
+            return i
+    return None
+
+
+def _column_mask(frame: pd.DataFrame, col: RefColumn) -> np.ndarray:
+    """Which result rows feed ``col`` (placed rows of the right dataset and method)."""
+    mask = np.array(frame["_row"] >= 0, dtype=bool)
+    if col.dataset is not None:
+        mask &= (frame["dataset"] == col.dataset).to_numpy()
+    if col.method is not None:
+        mask &= (frame["method"] == col.method).to_numpy()
+    return mask
+
+
+def _lists(keys: pd.Series, values: pd.Series) -> dict[int, list[str]]:
+    """``{key: [values...]}`` in order (much faster than ``groupby().agg(list)``)."""
+    out: dict[int, list[str]] = {}
+    for k, v in zip(keys.tolist(), values.tolist()):
+        out.setdefault(k, []).append(v)
+    return out
+
+
+def _metric_cells(sub: pd.DataFrame, col: RefColumn) -> dict[tuple[int, str], Cell]:
+    """Seed statistics and status of every cell of one metric column."""
+    if sub.empty:
+        return {}
+    metric = col.metric
+    groups = sub.groupby("_row", sort=False)
+    expected = groups.size()
+    status = sub.groupby(["_row", "status"]).size().unstack(fill_value=0)
+    done = sub[sub["status"] == "done"]
+    ok = done[done[metric].notna()]
+    stats = ok.groupby("_row")[metric].agg(["mean", "std", "count"])
+    n_done = done.groupby("_row").size()
+    flags = groups[["reimplementation", "unverified"]].any().to_dict("index")
+    ids = _lists(sub["_row"], sub["cell_id"])
+    online = sub[(sub["wandb_mode"] == "online") & (sub["wandb_url"] != "")]
+    urls = _lists(online["_row"], online["wandb_url"])
+    stat = stats.to_dict("index")
+    status = status.to_dict("index")
+    n_done = n_done.to_dict()
+    out = {}
+    for r, n_exp in expected.to_dict().items():
+        cell = Cell(n_expected=int(n_exp), reimplementation=bool(flags[r]["reimplementation"]),
+                    unverified=bool(flags[r]["unverified"]),
+                    cell_ids=tuple(dict.fromkeys(i for i in ids[r] if i)),
+                    wandb_urls=tuple(dict.fromkeys(urls.get(r, ()))))
+        counts = status[r]
+        if r in stat:
+            cell.mean = float(stat[r]["mean"])
+            cell.n = int(stat[r]["count"])
+            cell.std = float(stat[r]["std"]) if cell.n > 1 else NAN
+            cell.status = "done" if cell.n >= n_exp else "partial"
+        elif int(n_done.get(r, 0)):
+            cell.status = "na"
+        elif counts.get("failed", 0):
+            cell.status = "failed"
+        elif counts.get("running", 0):
+            cell.status = "running"
+        else:
+            cell.status = "missing"
+        out[(int(r), col.key)] = cell
+    return out
+
+
+def _efficiency_cells(frame: pd.DataFrame, col: RefColumn, rows: list[LayoutRow],
+                      cells: dict[tuple[int, str], Cell]) -> dict[tuple[int, str], Cell]:
+    """Params/FLOPs/FPS of each row: the mean over its finished results (any dataset/method)."""
+    done = frame[(frame["_row"] >= 0) & (frame["status"] == "done")]
+    values = done.groupby("_row")[col.metric].mean()
+    by_row: dict[int, list[str]] = {}
+    for (r, _), c in cells.items():
+        by_row.setdefault(r, []).append(c.status)
+    out = {}
+    for i in range(len(rows)):
+        v = values.get(i, NAN)
+        if v is not None and not math.isnan(v):
+            out[(i, col.key)] = Cell(status="done", mean=float(v), n=1, n_expected=1)
+        else:
+            statuses = by_row.get(i, [])
+            status = next((s for s in ("running", "failed", "missing") if s in statuses),
+                          "na" if statuses else "absent")
+            out[(i, col.key)] = Cell(status=status)
+    return out
+
+
+def _deltas(layout: Layout) -> None:
+    """Δ over the baseline, for ours and for the paper's numbers."""
+    students = {r.block: i for i, r in reversed(list(enumerate(layout.rows)))
+                if r.kind == "student" and r.key == "student"}
+    for i, lr in enumerate(layout.rows):
+        if lr.kind in ("teacher", "reference") or (lr.kind == "student" and lr.key == "student"):
+            continue
+        for col in layout.metric_columns:
+            if col.delta_from is None:
+                continue
+            if col.delta_from == "student":
+                base_row, base_col = students.get(lr.block), col.key
+            else:
+                base_row, base_col = i, col.delta_from
+            if base_row is None:
+                continue
+            c, b = layout.cell(i, col.key), layout.cell(base_row, base_col)
+            if c.has_value and b.has_value:
+                c.delta = c.mean - b.mean
+            c.paper_delta = c.paper - b.paper  # NaN propagates when either is missing
+
+
+def _flags(layout: Layout) -> None:
+    """Diff to the paper and the tolerance check, per metric cell."""
+    for (_, key), c in layout.cells.items():
+        if layout.table.column(key).kind != "metric" or not c.has_value:
+            continue
+        if math.isnan(c.paper):
+            continue
+        c.diff = c.mean - c.paper
+        c.tolerance = (layout.tolerance_std * c.std if c.n >= 2 and not math.isnan(c.std)
+                       else layout.tolerance)
+        c.flagged = abs(c.diff) > c.tolerance + 1e-9
+
+
+def _ranks(layout: Layout) -> None:
+    """Bold (rank 1) and underline (rank 2) per column and block, ours and paper separately."""
+    for col in layout.metric_columns:
+        digits = DECIMALS.get(col.metric, 2)
+        for block in layout.table.blocks:
+            idx = [i for i, r in enumerate(layout.rows)
+                   if r.block == block.index and r.kind in RANKED_KINDS]
+            ours = {i: round(layout.cell(i, col.key).mean, max(digits, OURS_DECIMALS)) for i in idx
+                    if layout.cell(i, col.key).has_value}
+            paper = {i: round(layout.cell(i, col.key).paper, digits) for i in idx
+                     if not math.isnan(layout.cell(i, col.key).paper)}
+            for values, attr in ((ours, "rank"), (paper, "paper_rank")):
+                order = sorted(set(values.values()), reverse=True)[:2]
+                for i, v in values.items():
+                    if v in order:
+                        setattr(layout.cell(i, col.key), attr, order.index(v) + 1)
+
+
+def block_dataset_label(layout: Layout, block: int) -> str:
+    """Dataset name of a block (for captions and plots)."""
+    b = layout.block(block)
+    return dataset_name(b.dataset) if b and b.dataset else ""

@@ -1,0 +1,231 @@
+"""Table specs (``experiments/tables/*.yaml``) and their expansion into cells.
+
+A spec names datasets, a teacher/student pair and rows (``row``, optional ``method`` and
+``options``, descriptive ``columns``). Expanding it under a profile gives one cell per
+(dataset, row, seed) plus one teacher cell per dataset. A cell's id is a stable hash of its fully
+resolved config, so the same training run shared by two tables (the student baseline of Tables I
+and III) is one cell, and re-running a table skips what is finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from suite.errors import SpecError, SuiteError
+from suite.profiles import EXPERIMENTS, data_root, for_dataset, load_profile
+
+TABLE_DIR = EXPERIMENTS / "tables"
+ROW_KEYS = {"row", "method", "options", "columns"}
+# Keys of a resolved config that say *where* things are on this machine, not *what* runs.
+NOT_HASHED = ("data_root",)
+
+
+def table_names() -> list[str]:
+    return sorted(p.stem for p in TABLE_DIR.glob("*.yaml"))
+
+
+@dataclass
+class Cell:
+    """One training run. ``config`` is everything it needs; the rest is the table's view of it."""
+
+    id: str
+    config: dict[str, Any]
+    table: str
+    row: str
+    block: int = 0
+    columns: dict[str, Any] = field(default_factory=dict)
+    depends_on: list[str] = field(default_factory=list)
+
+    @property
+    def role(self) -> str:
+        return self.config["role"]
+
+    @property
+    def label(self) -> str:
+        c = self.config
+        seed = f" seed {c['seed']}" if c["role"] != "teacher" else ""
+        return f"{self.table}/{c['dataset']}/{self.row}{seed} [{self.id}]"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def cell_id(config: dict[str, Any]) -> str:
+    """Stable 12-hex-digit hash of the resolved config (canonical JSON, sorted keys)."""
+    hashed = {k: v for k, v in config.items() if k not in NOT_HASHED}
+    blob = json.dumps(hashed, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def load_table(name: str) -> dict[str, Any]:
+    path = TABLE_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise SuiteError(f"unknown table {name!r}; valid: {', '.join(table_names())}")
+    try:
+        spec = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise SpecError(f"malformed table spec {path}: {exc}") from exc
+    validate_table(spec, path)
+    return spec
+
+
+def validate_table(spec: Any, path: Path | str) -> None:
+    """Raise :class:`SpecError` naming the first problem of a table spec."""
+    from suite.models import ARCHS
+    from suite.data import DATASETS
+
+    if not isinstance(spec, dict):
+        raise SpecError(f"malformed table spec {path}: expected a mapping")
+    for key in ("name", "task", "datasets", "teacher", "student", "rows"):
+        if key not in spec:
+            raise SpecError(f"malformed table spec {path}: missing key {key!r}")
+    for model in (spec["teacher"], spec["student"]):
+        if model not in ARCHS:
+            raise SpecError(f"{path}: unknown model {model!r}; valid: {', '.join(sorted(ARCHS))}")
+    for ds in spec["datasets"]:
+        if ds not in DATASETS:
+            raise SpecError(f"{path}: unknown dataset {ds!r}; valid: {', '.join(sorted(DATASETS))}")
+    seen = set()
+    for i, row in enumerate(spec["rows"]):
+        if not isinstance(row, dict) or "row" not in row:
+            raise SpecError(f"{path}: row {i} must be a mapping with a 'row' key")
+        extra = set(row) - ROW_KEYS
+        if extra:
+            raise SpecError(f"{path}: row {row['row']!r} has unknown keys {sorted(extra)}")
+        if row["row"] in seen:
+            raise SpecError(f"{path}: duplicate row {row['row']!r}")
+        seen.add(row["row"])
+
+
+@lru_cache(maxsize=256)
+def _method_record(method: str, options_json: str) -> str:
+    """The resolved method bundle (losses, weights, taps, flags) as canonical JSON."""
+    from suite.methods import build_method
+
+    spec = build_method(method, json.loads(options_json))
+    return json.dumps(asdict(spec), sort_keys=True, default=str)
+
+
+def resolve_method(method: str, options: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(_method_record(method, json.dumps(options, sort_keys=True)))
+
+
+def _base_config(
+    profile: dict[str, Any], dataset: str, model: str, role: str, seed: int,
+    data_roots: dict[str, str], require_roots: bool = True,
+) -> dict[str, Any]:
+    p = for_dataset(profile, dataset)
+    sched = p["schedule"]["teacher" if role == "teacher" else "student"]
+    if p["data"] == "synthetic":
+        data: dict[str, Any] = {"source": "synthetic", **p.get("synthetic", {})}
+        root = None
+    else:
+        data = {"source": "real"}
+        root = data_root(p, dataset, data_roots) if require_roots else data_roots.get(dataset)
+    return {
+        "task": "segmentation",
+        "role": role,
+        "dataset": dataset,
+        "model": model,
+        "profile": p["name"],
+        "width": p["width"],
+        "crop": list(p["crop"]),
+        "iters": sched["iters"],
+        "batch_size": sched["batch_size"],
+        "optimizer": p["optimizer"],
+        "checkpoint": p.get("checkpoint", {"interval": 1000, "keep": 1}),
+        "eval": p.get("eval", {"checkpoint": "last"}),
+        "device": p.get("device", "auto"),
+        "pretrained": (p.get("pretrained") or {}).get(model),
+        "data": data,
+        "data_root": root,
+        "seed": seed,
+    }
+
+
+def expand(
+    table: str,
+    profile: str = "smoke",
+    seeds: int = 1,
+    data_roots: dict[str, str] | None = None,
+    teacher_checkpoints: dict[str, str] | None = None,
+    require_roots: bool = True,
+) -> list[Cell]:
+    """All cells of ``table`` under ``profile``: teachers first, then students and methods."""
+    spec = load_table(table)
+    prof = load_profile(profile)
+    roots = dict(data_roots or {})
+    ckpts = {**(prof.get("teacher_checkpoints") or {}), **(teacher_checkpoints or {})}
+    if seeds < 1:
+        raise SuiteError(f"--seeds must be >= 1, got {seeds}")
+    teachers: list[Cell] = []
+    others: list[Cell] = []
+    for dataset in spec["datasets"]:
+        tcfg = _base_config(prof, dataset, spec["teacher"], "teacher", 0, roots, require_roots)
+        ckpt = ckpts.get(f"{dataset}/{spec['teacher']}")
+        if ckpt:
+            if not Path(ckpt).is_file():
+                raise SuiteError(f"teacher checkpoint for {dataset}/{spec['teacher']} not found: {ckpt}")
+            tcfg["import_checkpoint"] = str(Path(ckpt).resolve())
+        teacher = Cell(cell_id(tcfg), tcfg, table, "teacher")
+        teachers.append(teacher)
+        for seed in range(seeds):
+            for row in spec["rows"]:
+                method = row.get("method")
+                role = "distill" if method else "student"
+                cfg = _base_config(prof, dataset, spec["student"], role, seed, roots, require_roots)
+                deps: list[str] = []
+                if method:
+                    options = row.get("options") or {}
+                    try:
+                        cfg["method"] = resolve_method(method, options)
+                    except (KeyError, ValueError, TypeError) as exc:
+                        raise SpecError(f"table {table} row {row['row']!r}: {exc}") from exc
+                    cfg["method_name"] = method
+                    cfg["method_options"] = options
+                    cfg["teacher"] = {"model": spec["teacher"], "cell": teacher.id}
+                    deps = [teacher.id]
+                others.append(
+                    Cell(cell_id(cfg), cfg, table, row["row"], columns=row.get("columns") or {},
+                         depends_on=deps)
+                )
+    return teachers + others
+
+
+def select(cells: list[Cell], only: list[str]) -> list[Cell]:
+    """Cells matching every ``key=value[,value...]`` filter, plus the teachers they depend on.
+
+    Keys: row, method, dataset, role, seed, model, id.
+    """
+    if not only:
+        return cells
+    filters: list[tuple[str, set[str]]] = []
+    for item in only:
+        if "=" not in item:
+            raise SuiteError(f"--only expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        valid = {"row", "method", "dataset", "role", "seed", "model", "id"}
+        if key not in valid:
+            raise SuiteError(f"--only: unknown key {key!r}; valid: {', '.join(sorted(valid))}")
+        filters.append((key, set(value.split(","))))
+
+    def attr(cell: Cell, key: str) -> str:
+        if key == "row":
+            return cell.row
+        if key == "id":
+            return cell.id
+        if key == "method":
+            return str(cell.config.get("method_name", "none"))
+        return str(cell.config.get(key))
+
+    chosen = [c for c in cells if all(attr(c, k) in vals for k, vals in filters)]
+    needed = {d for c in chosen for d in c.depends_on}
+    ids = {c.id for c in chosen}
+    return [c for c in cells if c.id in ids or c.id in needed]

@@ -1,0 +1,399 @@
+"""Run one cell: build the mmengine Runner from the cell's resolved config, train, evaluate,
+export the student and write the result. ``run_cell`` is a plain picklable function of a cell,
+so the same code runs in-process, in a local worker pool or as a SLURM array task.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import time
+import traceback
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from suite.errors import CellFailed, SuiteError
+from suite.store import Store
+
+PACKAGES = ("torch", "mmcv", "mmengine", "mmsegmentation", "mmdet", "wandb", "submitit", "numpy")
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def git_sha() -> str:
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
+                             text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (sha + ("-dirty" if dirty else "")) if sha else "unknown"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SUITE_CACHE", Path.home() / ".cache" / "suite"))
+
+
+# ----------------------------------------------------------------------------- config building
+
+
+def _scale_pipeline(pipeline: list[dict], crop: list[int], base_crop: tuple[int, int]) -> list[dict]:
+    """Bring mmseg's pipeline to the profile's crop: crop sizes, and resize scales in proportion."""
+    factor = crop[0] / base_crop[0]
+    out = []
+    for step in copy.deepcopy(pipeline):
+        if step["type"] == "RandomCrop":
+            step["crop_size"] = tuple(crop)
+        if step["type"] == "Pad" and "size" in step:
+            step["size"] = tuple(crop)
+        if step["type"] in ("RandomResize", "Resize") and "scale" in step:
+            step["scale"] = tuple(int(round(s * factor)) for s in step["scale"])
+        out.append(step)
+    return out
+
+
+def _set_roots(node: Any, root: str) -> None:
+    if isinstance(node, dict):
+        if "data_root" in node:
+            node["data_root"] = root
+        for v in node.values():
+            _set_roots(v, root)
+    elif isinstance(node, list):
+        for v in node:
+            _set_roots(v, root)
+
+
+def dataloaders(config: dict[str, Any], root: str) -> dict[str, Any]:
+    """Train and val dataloaders from mmseg's own base dataset config, pointed at ``root``."""
+    from mmengine.config import Config
+
+    from suite.data import base_config_path
+
+    base = Config.fromfile(str(base_config_path(config["dataset"])))
+    base_crop = tuple(base.get("crop_size", (512, 512)))
+    train = copy.deepcopy(base.train_dataloader.to_dict())
+    val = copy.deepcopy(base.val_dataloader.to_dict())
+    for loader in (train, val):
+        _set_roots(loader, root)
+        stack = [loader["dataset"]]
+        while stack:
+            ds = stack.pop()
+            if "datasets" in ds:
+                stack.extend(ds["datasets"])
+            if "pipeline" in ds:
+                ds["pipeline"] = _scale_pipeline(ds["pipeline"], config["crop"], base_crop)
+    workers = 0 if config["profile"] == "smoke" else 4
+    train.update(batch_size=config["batch_size"], num_workers=workers, persistent_workers=workers > 0)
+    val.update(batch_size=1, num_workers=workers, persistent_workers=workers > 0)
+    return {"train_dataloader": train, "val_dataloader": val}
+
+
+def model_config(config: dict[str, Any], store: Store) -> dict[str, Any]:
+    from suite.data import DATASETS
+    from suite.models import segmentor_config, taps
+
+    classes = DATASETS[config["dataset"]].num_classes
+    preproc_size = tuple(config["crop"])
+
+    def seg(name: str) -> dict[str, Any]:
+        m = segmentor_config(name, classes, config["width"], pretrained=config.get("pretrained"))
+        m["data_preprocessor"]["size"] = preproc_size
+        return m
+
+    if config["role"] != "distill":
+        return seg(config["model"])
+    teacher = config["teacher"]
+    ckpt = store.cell_dir(teacher["cell"]) / "model.pth"
+    student = seg(config["model"])
+    return dict(
+        type="DistillationModel",
+        student=student,
+        teacher=seg(teacher["model"]),
+        method=config["method"],
+        student_taps=taps(config["model"]),
+        teacher_taps=taps(teacher["model"]),
+        teacher_checkpoint=str(ckpt) if ckpt.is_file() else None,
+        probe_size=preproc_size,
+        data_preprocessor=student["data_preprocessor"],
+    )
+
+
+def runner_config(config: dict[str, Any], cell_id: str, store: Store, root: str, table: str,
+                  row: str, attempt: int, wandb_mode: str) -> dict[str, Any]:
+    from suite.tracking import vis_backends
+
+    cell_dir = store.cell_dir(cell_id)
+    iters = int(config["iters"])
+    opt = config["optimizer"]
+    ckpt = config.get("checkpoint", {})
+    interval = max(1, min(int(ckpt.get("interval", iters)), iters))
+    custom_hooks = [
+        dict(type="NonFiniteLossHook"),
+        dict(type="HeartbeatHook", status_path=str(cell_dir / "status.json"),
+             interval=max(1, interval // 2)),
+    ]
+    if config["role"] == "distill":
+        custom_hooks.append(dict(type="DistillScheduleHook"))
+    return dict(
+        default_scope="mmseg",
+        model=model_config(config, store),
+        **dataloaders(config, root),
+        val_evaluator=dict(type="PerClassIoUMetric", iou_metrics=["mIoU"]),
+        train_cfg=dict(type="IterBasedTrainLoop", max_iters=iters, val_interval=iters + 1),
+        val_cfg=dict(type="ValLoop"),
+        optim_wrapper=dict(
+            type="OptimWrapper",
+            optimizer=dict(type="SGD", lr=opt["lr"], momentum=opt["momentum"],
+                           weight_decay=opt["weight_decay"]),
+            clip_grad=None,
+        ),
+        param_scheduler=[dict(type="PolyLR", eta_min=opt["eta_min"], power=opt["power"], begin=0,
+                              end=iters, by_epoch=False)],
+        default_hooks=dict(
+            timer=dict(type="IterTimerHook"),
+            logger=dict(type="LoggerHook", interval=max(1, min(50, iters // 5)), log_metric_by_epoch=False),
+            param_scheduler=dict(type="ParamSchedulerHook"),
+            checkpoint=dict(type="CheckpointHook", by_epoch=False, interval=interval,
+                            max_keep_ckpts=int(ckpt.get("keep", 1)), save_last=True),
+            sampler_seed=dict(type="DistSamplerSeedHook"),
+            visualization=dict(type="SegVisualizationHook", draw=False),
+        ),
+        custom_hooks=custom_hooks,
+        env_cfg=dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
+                     dist_cfg=dict(backend="nccl")),
+        visualizer=dict(type="SegLocalVisualizer", name=f"vis-{cell_id}-{attempt}-{os.getpid()}",
+                        vis_backends=vis_backends(wandb_mode, config, cell_id, table, row, attempt, cell_dir)),
+        log_processor=dict(by_epoch=False),
+        log_level="INFO",
+        randomness=dict(seed=int(config["seed"]), deterministic=False),
+        work_dir=str(cell_dir / "work"),
+        launcher=os.environ.get("SUITE_LAUNCHER", "none"),
+        experiment_name=f"{cell_id}-a{attempt}-{os.getpid()}",
+    )
+
+
+# ----------------------------------------------------------------------------- complexity
+
+
+def complexity(model: Any, crop: list[int]) -> dict[str, float]:
+    """Params (M) and FLOPs (G) of the deployed network at the profile's input size."""
+    import torch
+    from mmengine.analysis import get_model_complexity_info
+
+    was = model.training
+    model.eval()
+    try:
+        info = get_model_complexity_info(model, inputs=(torch.zeros(1, 3, *crop),), show_table=False,
+                                         show_arch=False)
+    finally:
+        model.train(was)
+    return {"params_m": round(info["params"] / 1e6, 4), "flops_g": round(info["flops"] / 1e9, 4)}
+
+
+# ----------------------------------------------------------------------------- the cell
+
+
+def _data_root(config: dict[str, Any]) -> str:
+    if config["data"]["source"] == "synthetic":
+        from suite.data import ensure_dataset
+
+        params = {k: v for k, v in config["data"].items() if k != "source"}
+        if "size" in params:
+            params["size"] = tuple(params["size"])
+        return str(ensure_dataset(config["dataset"], cache_dir=cache_dir() / "data", seed=0, **params))
+    root = config.get("data_root")
+    if not root or not Path(root).is_dir():
+        raise SuiteError(f"dataset root for {config['dataset']} missing: {root!r}")
+    return root
+
+
+def _resume(work: Path) -> bool:
+    return (work / "last_checkpoint").is_file()
+
+
+def _set_threads() -> None:
+    threads = os.environ.get("SUITE_THREADS")
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
+def train_and_evaluate(config: dict[str, Any], cell_id: str, store: Store, table: str, row: str,
+                       attempt: int, wandb_mode: str) -> dict[str, Any]:
+    """Train (or, for an imported teacher, only evaluate) and return the result record."""
+    import torch
+    from mmengine.runner import Runner
+
+    import suite.distill.hooks  # noqa: F401  (registers the hooks)
+    import suite.distill.model  # noqa: F401  (registers DistillationModel)
+    import suite.metrics  # noqa: F401  (registers PerClassIoUMetric)
+    from suite.tracking import finish_run
+
+    start = time.time()
+    root = _data_root(config)
+    cfg_dict = runner_config(config, cell_id, store, root, table, row, attempt, wandb_mode)
+    if config["role"] == "distill" and not cfg_dict["model"]["teacher_checkpoint"]:
+        from suite.distill.model import TeacherCheckpointError
+
+        raise TeacherCheckpointError(
+            f"teacher checkpoint missing: teacher cell {config['teacher']['cell']} has no model.pth")
+    work = store.cell_dir(cell_id) / "work"
+    imported = config.get("import_checkpoint")
+    from mmengine.config import Config
+
+    cfg = Config(cfg_dict)
+    if imported:
+        for key in ("train_dataloader", "train_cfg", "optim_wrapper", "param_scheduler"):
+            cfg.pop(key)
+        cfg.resume = False
+    else:
+        cfg.resume = _resume(work)
+    runner = Runner.from_cfg(cfg)
+    _quiet_console(runner)
+    wandb_info: dict[str, str] = {}
+    try:
+        if imported:
+            from suite.distill.model import load_teacher
+
+            load_teacher(runner.model, imported)
+        else:
+            runner.train()
+        metrics = runner.val()
+        model = runner.model
+        model = getattr(model, "module", model)
+        deployed = model.student if hasattr(model, "student") else model
+        out = store.cell_dir(cell_id) / "model.pth"
+        tmp = out.with_suffix(".pth.tmp")
+        torch.save({"state_dict": deployed.state_dict(),
+                    "meta": {"cell_id": cell_id, "model": config["model"],
+                             "dataset": config["dataset"]}}, tmp)
+        os.replace(tmp, out)
+        comp = complexity(deployed, config["crop"])
+        method = config.get("method") or {}
+        result = {
+            "cell_id": cell_id,
+            "status": "done",
+            "config": config,
+            "metrics": {k: float(v) for k, v in metrics.items()},
+            "miou": float(metrics.get("mIoU", float("nan"))),
+            "aacc": float(metrics.get("aAcc", float("nan"))),
+            **comp,
+            "wall_time_s": round(time.time() - start, 2),
+            "seed": config["seed"],
+            "profile": config["profile"],
+            "split": _eval_split(config["dataset"]),
+            "checkpoint": config.get("eval", {}).get("checkpoint", "last"),
+            "attempt": attempt,
+            "git_sha": git_sha(),
+            "versions": versions(),
+            "host": socket.gethostname(),
+            "assumptions": method.get("assumptions", {}),
+            "method": {"name": config.get("method_name", "none"),
+                       "reimplementation": bool(method.get("reimplementation", False)),
+                       "unverified": list(method.get("unverified", [])),
+                       "paper": method.get("paper", "")},
+        }
+        if wandb_mode != "disabled":
+            wandb_info = finish_run({"miou": result["miou"], "aacc": result["aacc"], **comp,
+                                     "wall_time_s": result["wall_time_s"]})
+        result["wandb"] = {"mode": wandb_mode, **wandb_info}
+        return result
+    finally:
+        if wandb_mode != "disabled" and not wandb_info:
+            finish_run({})
+        _close_logger(runner)
+
+
+def _eval_split(dataset: str) -> str:
+    from suite.data import DATASETS
+
+    return DATASETS[dataset].eval_split
+
+
+def _quiet_console(runner: Any) -> None:
+    """Keep INFO in the cell's log file; the console shows warnings only (progress bar owns it)."""
+    import logging
+
+    for handler in runner.logger.handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            handler.setLevel(logging.WARNING)
+
+
+def _close_logger(runner: Any) -> None:
+    """Close the runner's log file handlers (one worker process runs many cells)."""
+    for handler in list(runner.logger.handlers):
+        handler.close()
+        runner.logger.removeHandler(handler)
+
+
+def run_cell(cell: dict[str, Any], results: str, wandb_mode: str = "offline") -> dict[str, Any]:
+    """Run one cell (a :meth:`suite.tables.Cell.to_dict`) into the store at ``results``.
+
+    Skips a finished cell; resumes from the cell's last checkpoint when one exists; on any error
+    marks the cell failed with a one-line reason and raises :class:`CellFailed`.
+    """
+    store = Store(results)
+    cid, config = cell["id"], cell["config"]
+    if store.state(cid) == "done":
+        return store.result(cid) or {}
+    store.write_config(cid, config)
+    rec = store.mark(cid, "running", new_attempt=True, pid=os.getpid(), host=socket.gethostname(),
+                     table=cell["table"], row=cell["row"],
+                     scheduler=_scheduler_info())
+    attempt = int(rec["attempt"])
+    _set_threads()
+    try:
+        result = train_and_evaluate(config, cid, store, cell["table"], cell["row"], attempt, wandb_mode)
+    except BaseException as exc:  # noqa: BLE001 - every failure is recorded, then re-raised
+        reason = _one_line(exc)
+        log = store.cell_dir(cid) / "error.log"
+        log.write_text("".join(traceback.format_exception(exc)))
+        if isinstance(exc, KeyboardInterrupt):
+            store.mark(cid, "failed", reason="interrupted")
+            raise
+        store.mark(cid, "failed", reason=reason)
+        raise CellFailed(f"{cid}: {reason}") from exc
+    _copy_log(store, cid)
+    store.finish(cid, result)
+    return result
+
+
+def _scheduler_info() -> dict[str, str] | None:
+    job = os.environ.get("SLURM_JOB_ID")
+    if not job:
+        return None
+    array = os.environ.get("SLURM_ARRAY_JOB_ID")
+    task = os.environ.get("SLURM_ARRAY_TASK_ID")
+    return {"job_id": f"{array}_{task}" if array and task else job}
+
+
+def _copy_log(store: Store, cid: str) -> None:
+    logs = sorted((store.cell_dir(cid) / "work").glob("*/*.log"))
+    if logs:
+        shutil.copyfile(logs[-1], store.cell_dir(cid) / "train.log")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip().splitlines()
+    return text[0][:500] if text else type(exc).__name__
+
+
+def load_result(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())

@@ -1,0 +1,47 @@
+"""Shared fixtures: tiny models, a tiny profile, W&B disabled, an isolated cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+TINY_PROFILE = {
+    "name": "tiny",
+    "description": "unit-test size: a few iterations on 32 px crops",
+    "data": "synthetic",
+    "device": "cpu",
+    "width": 0.125,
+    "crop": [32, 32],
+    "synthetic": {"num_train": 8, "num_val": 4, "size": [48, 48]},
+    "schedule": {"teacher": {"iters": 4, "batch_size": 2}, "student": {"iters": 4, "batch_size": 2}},
+    "optimizer": {"lr": 0.01, "momentum": 0.9, "weight_decay": 0.0005, "power": 0.9, "eta_min": 0.0001},
+    "checkpoint": {"interval": 2, "keep": 1},
+    "eval": {"checkpoint": "last"},
+}
+
+
+@pytest.fixture(scope="session")
+def suite_cache(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("suite-cache")
+    os.environ["SUITE_CACHE"] = str(path)
+    return path
+
+
+@pytest.fixture
+def tiny_profile(tmp_path, monkeypatch, suite_cache):
+    """Adds a ``tiny`` profile next to the real ones (only for this test)."""
+    import suite.profiles as profiles
+
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    for p in profiles.PROFILE_DIR.glob("*.yaml"):
+        (folder / p.name).write_text(p.read_text())
+    (folder / "tiny.yaml").write_text(yaml.safe_dump(TINY_PROFILE))
+    monkeypatch.setattr(profiles, "PROFILE_DIR", folder)
+    return "tiny"
