@@ -63,10 +63,11 @@ class Scheduler:
     def ready(self) -> list[Cell]:
         """Cells whose dependencies are done; dependents of failed cells fail at once."""
         out = []
+        pending_ids = set(self.waiting) | self.running_ids
         for cid, cell in list(self.waiting.items()):
             states = {d: self.store.state(d) for d in cell.depends_on}
             bad = [d for d, s in states.items() if d in self.outcome.failed or
-                   (s in ("missing", "failed") and d not in self.waiting and d not in self.running_ids)]
+                   (s in ("missing", "failed") and d not in pending_ids)]
             if bad:
                 self.fail(cell, f"dependency {bad[0]} failed or missing", mark=True)
             elif all(s == "done" for s in states.values()):

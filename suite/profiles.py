@@ -1,4 +1,8 @@
-"""Profiles: how big a cell is (smoke = synthetic CPU minutes; paper = the paper's schedule)."""
+"""Profiles: how big a cell is (smoke = synthetic CPU minutes; paper = the paper's schedule).
+
+Profiles live in ``experiments/profiles``; folders listed in ``SUITE_PROFILES`` (and, for
+tables, ``SUITE_TABLES``) are searched first, so a lab can keep its own without editing the suite.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +19,26 @@ EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 PROFILE_DIR = EXPERIMENTS / "profiles"
 
 
+def search_dirs(builtin: Path, env: str) -> list[Path]:
+    """``builtin`` plus the folders in the ``os.pathsep``-separated environment variable ``env``."""
+    extra = [Path(p) for p in os.environ.get(env, "").split(os.pathsep) if p]
+    return [*extra, builtin]
+
+
+def find_yaml(builtin: Path, env: str, name: str) -> Path | None:
+    for folder in search_dirs(builtin, env):
+        path = folder / f"{name}.yaml"
+        if path.is_file():
+            return path
+    return None
+
+
+def yaml_names(builtin: Path, env: str) -> list[str]:
+    return sorted({p.stem for d in search_dirs(builtin, env) for p in d.glob("*.yaml")})
+
+
 def profile_names() -> list[str]:
-    return sorted(p.stem for p in PROFILE_DIR.glob("*.yaml"))
+    return yaml_names(PROFILE_DIR, "SUITE_PROFILES")
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -31,8 +53,8 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_profile(name: str) -> dict[str, Any]:
-    path = PROFILE_DIR / f"{name}.yaml"
-    if not path.is_file():
+    path = find_yaml(PROFILE_DIR, "SUITE_PROFILES", name)
+    if path is None:
         raise SuiteError(f"unknown profile {name!r}; valid: {', '.join(profile_names())}")
     try:
         data = yaml.safe_load(path.read_text())

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from suite.errors import SpecError, SuiteError
-from suite.profiles import EXPERIMENTS, data_root, for_dataset, load_profile
+from suite.profiles import EXPERIMENTS, data_root, find_yaml, for_dataset, load_profile, yaml_names
 
 TABLE_DIR = EXPERIMENTS / "tables"
 ROW_KEYS = {"row", "method", "options", "columns"}
@@ -28,7 +28,7 @@ NOT_HASHED = ("data_root",)
 
 
 def table_names() -> list[str]:
-    return sorted(p.stem for p in TABLE_DIR.glob("*.yaml"))
+    return yaml_names(TABLE_DIR, "SUITE_TABLES")
 
 
 @dataclass
@@ -65,8 +65,8 @@ def cell_id(config: dict[str, Any]) -> str:
 
 
 def load_table(name: str) -> dict[str, Any]:
-    path = TABLE_DIR / f"{name}.yaml"
-    if not path.is_file():
+    path = find_yaml(TABLE_DIR, "SUITE_TABLES", name)
+    if path is None:
         raise SuiteError(f"unknown table {name!r}; valid: {', '.join(table_names())}")
     try:
         spec = yaml.safe_load(path.read_text())
@@ -143,6 +143,7 @@ def _base_config(
         "checkpoint": p.get("checkpoint", {"interval": 1000, "keep": 1}),
         "eval": p.get("eval", {"checkpoint": "last"}),
         "device": p.get("device", "auto"),
+        "num_workers": int(p.get("num_workers", 0)),
         "pretrained": (p.get("pretrained") or {}).get(model),
         "data": data,
         "data_root": root,

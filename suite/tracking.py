@@ -53,17 +53,22 @@ def vis_backends(mode: str, config: dict[str, Any], cell_id: str, table: str, ro
                             init_kwargs=init_kwargs)]
 
 
-def finish_run(summary: dict[str, Any]) -> dict[str, str]:
-    """Write the cell's final numbers into the active W&B run's summary and close it."""
-    try:
-        import wandb
-    except ImportError:  # pragma: no cover - wandb is a dependency
-        return {}
+def summarise_run(summary: dict[str, Any]) -> dict[str, str]:
+    """Write a cell's final numbers into the active W&B run's summary; its id, URL and mode."""
+    import wandb
+
     run = wandb.run
     if run is None:
         return {}
     run.summary.update({k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
-    info = {"run_id": run.id, "url": run.get_url() or "", "dir": str(run.dir),
+    url = "" if run.offline else (getattr(run, "url", None) or "")
+    return {"run_id": run.id, "url": url, "dir": str(run.dir),
             "mode": "offline" if run.offline else "online"}
-    wandb.finish()
-    return info
+
+
+def finish_run() -> None:
+    """Close the active W&B run, if any (mmengine closes it itself after training)."""
+    import wandb
+
+    if wandb.run is not None:
+        wandb.finish()

@@ -9,17 +9,17 @@ import copy
 import json
 import os
 import platform
-import shutil
 import socket
 import subprocess
 import time
 import traceback
+import zipfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from suite.errors import CellFailed, SuiteError
-from suite.store import Store
+from suite.store import Store, atomic_write_text
 
 PACKAGES = ("torch", "mmcv", "mmengine", "mmsegmentation", "mmdet", "wandb", "submitit", "numpy")
 
@@ -98,7 +98,7 @@ def dataloaders(config: dict[str, Any], root: str) -> dict[str, Any]:
                 stack.extend(ds["datasets"])
             if "pipeline" in ds:
                 ds["pipeline"] = _scale_pipeline(ds["pipeline"], config["crop"], base_crop)
-    workers = 0 if config["profile"] == "smoke" else 4
+    workers = int(config.get("num_workers", 0))
     train.update(batch_size=config["batch_size"], num_workers=workers, persistent_workers=workers > 0)
     val.update(batch_size=1, num_workers=workers, persistent_workers=workers > 0)
     return {"train_dataloader": train, "val_dataloader": val}
@@ -155,7 +155,8 @@ def runner_config(config: dict[str, Any], cell_id: str, store: Store, root: str,
         model=model_config(config, store),
         **dataloaders(config, root),
         val_evaluator=dict(type="PerClassIoUMetric", iou_metrics=["mIoU"]),
-        train_cfg=dict(type="IterBasedTrainLoop", max_iters=iters, val_interval=iters + 1),
+        train_cfg=dict(type="IterBasedTrainLoop", max_iters=iters, val_begin=iters,
+                       val_interval=iters),  # evaluated once, at the last iteration
         val_cfg=dict(type="ValLoop"),
         optim_wrapper=dict(
             type="OptimWrapper",
@@ -180,7 +181,7 @@ def runner_config(config: dict[str, Any], cell_id: str, store: Store, root: str,
         visualizer=dict(type="SegLocalVisualizer", name=f"vis-{cell_id}-{attempt}-{os.getpid()}",
                         vis_backends=vis_backends(wandb_mode, config, cell_id, table, row, attempt, cell_dir)),
         log_processor=dict(by_epoch=False),
-        log_level="INFO",
+        log_level="WARNING",  # the console; the cell's own log file gets INFO (_cell_logger)
         randomness=dict(seed=int(config["seed"]), deterministic=False),
         work_dir=str(cell_dir / "work"),
         launcher=os.environ.get("SUITE_LAUNCHER", "none"),
@@ -224,7 +225,25 @@ def _data_root(config: dict[str, Any]) -> str:
 
 
 def _resume(work: Path) -> bool:
-    return (work / "last_checkpoint").is_file()
+    """Point ``last_checkpoint`` at the newest intact checkpoint; whether there is one.
+
+    A process killed while mmengine rotates checkpoints can leave ``last_checkpoint`` naming a
+    file already removed, or a half-written newest file: fall back to the newest complete one.
+    """
+    pointer = work / "last_checkpoint"
+    if not work.is_dir():
+        return False
+
+    def step(path: Path) -> int:
+        return int(path.stem.split("_")[-1]) if path.stem.split("_")[-1].isdigit() else -1
+
+    for ckpt in sorted(work.glob("iter_*.pth"), key=step, reverse=True):
+        if zipfile.is_zipfile(ckpt):  # torch.save's format; a truncated file fails this
+            if not pointer.is_file() or pointer.read_text().strip() != str(ckpt):
+                atomic_write_text(pointer, str(ckpt))
+            return True
+    pointer.unlink(missing_ok=True)
+    return False
 
 
 def _set_threads() -> None:
@@ -242,8 +261,10 @@ def train_and_evaluate(config: dict[str, Any], cell_id: str, store: Store, table
     from mmengine.runner import Runner
 
     import suite.distill.hooks  # noqa: F401  (registers the hooks)
+    from suite.checkpoints import trust
     import suite.distill.model  # noqa: F401  (registers DistillationModel)
     import suite.metrics  # noqa: F401  (registers PerClassIoUMetric)
+    from suite.distill.hooks import ResultCaptureHook
     from suite.tracking import finish_run
 
     start = time.time()
@@ -255,6 +276,7 @@ def train_and_evaluate(config: dict[str, Any], cell_id: str, store: Store, table
         raise TeacherCheckpointError(
             f"teacher checkpoint missing: teacher cell {config['teacher']['cell']} has no model.pth")
     work = store.cell_dir(cell_id) / "work"
+    trust(work)  # its resumable checkpoints are the suite's own
     imported = config.get("import_checkpoint")
     from mmengine.config import Config
 
@@ -266,32 +288,35 @@ def train_and_evaluate(config: dict[str, Any], cell_id: str, store: Store, table
     else:
         cfg.resume = _resume(work)
     runner = Runner.from_cfg(cfg)
-    _quiet_console(runner)
-    wandb_info: dict[str, str] = {}
+    _cell_logger(runner, work, attempt)
     try:
+        model = getattr(runner.model, "module", runner.model)
+        deployed = model.student if hasattr(model, "student") else model
+        comp = complexity(deployed, config["crop"])
+        capture = ResultCaptureHook(comp)
+        runner.register_hook(capture)
         if imported:
             from suite.distill.model import load_teacher
 
             load_teacher(runner.model, imported)
+            runner.val()
         else:
-            runner.train()
-        metrics = runner.val()
-        model = runner.model
-        model = getattr(model, "module", model)
-        deployed = model.student if hasattr(model, "student") else model
+            runner.train()  # evaluates once, at the last iteration
+        if capture.metrics is None:
+            raise RuntimeError("training finished without an evaluation")
+        metrics = capture.metrics
         out = store.cell_dir(cell_id) / "model.pth"
         tmp = out.with_suffix(".pth.tmp")
         torch.save({"state_dict": deployed.state_dict(),
                     "meta": {"cell_id": cell_id, "model": config["model"],
                              "dataset": config["dataset"]}}, tmp)
         os.replace(tmp, out)
-        comp = complexity(deployed, config["crop"])
         method = config.get("method") or {}
-        result = {
+        return {
             "cell_id": cell_id,
             "status": "done",
             "config": config,
-            "metrics": {k: float(v) for k, v in metrics.items()},
+            "metrics": metrics,
             "miou": float(metrics.get("mIoU", float("nan"))),
             "aacc": float(metrics.get("aAcc", float("nan"))),
             **comp,
@@ -309,15 +334,11 @@ def train_and_evaluate(config: dict[str, Any], cell_id: str, store: Store, table
                        "reimplementation": bool(method.get("reimplementation", False)),
                        "unverified": list(method.get("unverified", [])),
                        "paper": method.get("paper", "")},
+            "wandb": {"mode": wandb_mode, **capture.wandb},
         }
-        if wandb_mode != "disabled":
-            wandb_info = finish_run({"miou": result["miou"], "aacc": result["aacc"], **comp,
-                                     "wall_time_s": result["wall_time_s"]})
-        result["wandb"] = {"mode": wandb_mode, **wandb_info}
-        return result
     finally:
-        if wandb_mode != "disabled" and not wandb_info:
-            finish_run({})
+        if wandb_mode != "disabled":
+            finish_run()
         _close_logger(runner)
 
 
@@ -327,13 +348,19 @@ def _eval_split(dataset: str) -> str:
     return DATASETS[dataset].eval_split
 
 
-def _quiet_console(runner: Any) -> None:
-    """Keep INFO in the cell's log file; the console shows warnings only (progress bar owns it)."""
+def _cell_logger(runner: Any, work: Path, attempt: int) -> None:
+    """INFO into ``work/attempt-N.log``; the console keeps warnings only (the progress bar and
+    status lines own it). The Runner is built with ``log_level=WARNING`` for that reason."""
     import logging
 
-    for handler in runner.logger.handlers:
-        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
-            handler.setLevel(logging.WARNING)
+    from mmengine.logging.logger import MMFormatter
+
+    logger = runner.logger
+    handler = logging.FileHandler(work / f"attempt-{attempt}.log", mode="a")
+    handler.setFormatter(MMFormatter(color=False, datefmt="%Y/%m/%d %H:%M:%S"))
+    handler.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 def _close_logger(runner: Any) -> None:
@@ -385,9 +412,11 @@ def _scheduler_info() -> dict[str, str] | None:
 
 
 def _copy_log(store: Store, cid: str) -> None:
-    logs = sorted((store.cell_dir(cid) / "work").glob("*/*.log"))
-    if logs:
-        shutil.copyfile(logs[-1], store.cell_dir(cid) / "train.log")
+    """``train.log``: every attempt's log, oldest first."""
+    logs = sorted((store.cell_dir(cid) / "work").glob("attempt-*.log"),
+                  key=lambda p: int(p.stem.split("-")[-1]))
+    text = "".join(f"===== {p.stem} =====\n{p.read_text(errors='replace')}" for p in logs)
+    atomic_write_text(store.cell_dir(cid) / "train.log", text)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -35,13 +35,9 @@ def suite_cache(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def tiny_profile(tmp_path, monkeypatch, suite_cache):
-    """Adds a ``tiny`` profile next to the real ones (only for this test)."""
-    import suite.profiles as profiles
-
+    """Adds a ``tiny`` profile through ``SUITE_PROFILES`` (child processes see it too)."""
     folder = tmp_path / "profiles"
     folder.mkdir()
-    for p in profiles.PROFILE_DIR.glob("*.yaml"):
-        (folder / p.name).write_text(p.read_text())
     (folder / "tiny.yaml").write_text(yaml.safe_dump(TINY_PROFILE))
-    monkeypatch.setattr(profiles, "PROFILE_DIR", folder)
+    monkeypatch.setenv("SUITE_PROFILES", str(folder))
     return "tiny"

@@ -34,8 +34,9 @@ class NonFiniteLossHook(Hook):
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None,
                          outputs: dict | None = None) -> None:
-        bad = {k: float(v) for k, v in (outputs or {}).items()
-               if "loss" in k and not math.isfinite(float(v))}
+        values = {k: float(v.detach()) if hasattr(v, "detach") else float(v)
+                  for k, v in (outputs or {}).items() if "loss" in k}
+        bad = {k: v for k, v in values.items() if not math.isfinite(v)}
         if bad:
             names = ", ".join(f"{k}={v}" for k, v in sorted(bad.items()))
             raise FloatingPointError(f"non-finite loss at iteration {runner.iter}: {names}")
@@ -61,3 +62,25 @@ class HeartbeatHook(Hook):
         rec = read_json(path) or {}
         rec.update(heartbeat=time.time(), progress=[runner.iter + 1, runner.max_iters])
         atomic_write_json(path, rec)
+
+
+class ResultCaptureHook(Hook):
+    """Keeps the final evaluation's metrics and writes them into the W&B run's summary.
+
+    It runs at ``after_val_epoch``, before mmengine's LoggerHook closes the visualizer (and with
+    it the W&B run) at ``after_run``.
+    """
+
+    priority = "HIGH"
+
+    def __init__(self, summary: dict[str, Any]) -> None:
+        self.summary = dict(summary)
+        self.metrics: dict[str, float] | None = None
+        self.wandb: dict[str, str] = {}
+
+    def after_val_epoch(self, runner: Any, metrics: dict | None = None) -> None:
+        from suite.tracking import summarise_run
+
+        self.metrics = {k: float(v) for k, v in (metrics or {}).items()}
+        self.wandb = summarise_run({**self.summary, "miou": self.metrics.get("mIoU"),
+                                    "aacc": self.metrics.get("aAcc")})

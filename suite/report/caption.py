@@ -10,7 +10,7 @@ from __future__ import annotations
 from suite.report.layout import Layout
 
 SMOKE_WARNING = (
-    "SMOKE PROFILE: synthetic data at toy scale. This comparison checks the machinery only; "
+    "SMOKE PROFILE (not the paper profile): synthetic data at toy scale. This comparison checks the machinery only; "
     "the numbers are NOT comparable to the paper's."
 )
 LIST_LIMIT = 20

@@ -75,9 +75,9 @@ def collect_cells(cells: list[Cell], results_dir: Path) -> pd.DataFrame:
 def collect(table: str, results_dir: Path, profile: str = "smoke", seeds: int = 1,
             data_roots: dict[str, str] | None = None) -> pd.DataFrame:
     """Expand ``table`` under ``profile`` and read every cell's state and result."""
-    from suite.tables import TABLE_DIR, expand
+    from suite.tables import expand, table_names
 
-    if not (TABLE_DIR / f"{table}.yaml").is_file():
+    if table not in table_names():
         return pd.DataFrame(columns=COLUMNS)
     return collect_cells(expand(table, profile, seeds, data_roots, require_roots=False),
                          Path(results_dir))

@@ -98,8 +98,8 @@ class Protocol:
 
     @property
     def smoke(self) -> bool:
-        """Whether the smoke profile is among the profiles."""
-        return "smoke" in self.profiles
+        """Whether any profile other than ``paper`` (smoke, or a lab's own toy profile) is present."""
+        return any(p and p != "paper" for p in self.profiles)
 
     def text(self) -> str:
         """One plain-text sentence, e.g. ``n = 3 seeds per cell, mean ± std (sample), ...``."""

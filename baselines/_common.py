@@ -1,0 +1,247 @@
+"""Small shared pieces of the competing KD methods (not a method itself).
+
+Everything here is plain torch: option checking for the method factories, ground-truth resizing
+and edge extraction, per-pixel divergences, and the holistic (WGAN-GP) discriminator that SKD,
+IFVD and SSTKD share. Tests re-derive every formula independently instead of calling these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import Tensor, nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+IGNORE_INDEX = 255
+
+
+# --------------------------------------------------------------------------------------------
+# method-factory helpers
+# --------------------------------------------------------------------------------------------
+def resolve_options(method: str, options: Mapping[str, Any] | None,
+                    defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``options`` over ``defaults``; unknown keys raise ``ValueError`` listing valid ones."""
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise ValueError(
+            f"method {method!r}: unknown option(s) {unknown}; valid options: {sorted(defaults)}")
+    return {**defaults, **options}
+
+
+def prefixed(method: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"tau": 1}`` -> ``{"kd.tau": 1}``: assumption keys stay unique when methods are merged."""
+    return {f"{method}.{k}": v for k, v in values.items()}
+
+
+def as_list(x: Tensor | Sequence[Tensor]) -> list[Tensor]:
+    return [x] if isinstance(x, Tensor) else list(x)
+
+
+def as_int_list(x: int | Sequence[int] | None, n: int | None = None) -> list[int]:
+    if x is None:
+        raise ValueError("channel counts are required (the distiller fills them from probes)")
+    if isinstance(x, int):
+        return [x] * (n or 1)
+    return [int(c) for c in x]
+
+
+# --------------------------------------------------------------------------------------------
+# ground truth
+# --------------------------------------------------------------------------------------------
+def resize_gt(gt_seg: Tensor, size: Sequence[int]) -> Tensor:
+    """Nearest-neighbour resize of an ``N x H x W`` label map to ``size`` (mmseg's convention)."""
+    if gt_seg.dim() == 4:
+        gt_seg = gt_seg[:, 0]
+    if tuple(gt_seg.shape[-2:]) == tuple(size):
+        return gt_seg.long()
+    return F.interpolate(gt_seg[:, None].float(), size=tuple(size), mode="nearest")[:, 0].long()
+
+
+def label_edges(gt_seg: Tensor, radius: int = 1, ignore_index: int = IGNORE_INDEX) -> Tensor:
+    """Boolean ``N x H x W`` band of pixels whose ``(2r+1)^2`` window holds another label.
+
+    A change to or from ``ignore_index`` counts as an edge (VOC draws its object outlines with
+    255), but ignored pixels themselves are never part of the band.
+    """
+    lab = gt_seg.float()[:, None]
+    k = 2 * radius + 1
+    hi = F.max_pool2d(lab, k, stride=1, padding=radius)
+    lo = -F.max_pool2d(-lab, k, stride=1, padding=radius)
+    edge = (hi != lo)[:, 0]
+    return edge & (gt_seg != ignore_index)
+
+
+# --------------------------------------------------------------------------------------------
+# divergences
+# --------------------------------------------------------------------------------------------
+def pixel_kl(preds_S: Tensor, preds_T: Tensor, tau: float) -> Tensor:
+    """``N x H x W`` map of ``tau^2 * KL(softmax(z_T/tau) || softmax(z_S/tau))`` over channels."""
+    log_p_s = F.log_softmax(preds_S / tau, dim=1)
+    log_p_t = F.log_softmax(preds_T / tau, dim=1)
+    return (log_p_t.exp() * (log_p_t - log_p_s)).sum(1) * tau**2
+
+
+def spatial_kl(preds_S: Tensor, preds_T: Tensor, tau: float, mask: Tensor | None = None) -> Tensor:
+    """``N x C`` of ``tau^2 * KL`` between spatial softmaxes (over H*W) of each channel (CWD).
+
+    ``mask`` (``N x H x W`` bool) restricts the softmax support to the masked pixels.
+    """
+    n, c = preds_S.shape[:2]
+    s = preds_S.reshape(n, c, -1) / tau
+    t = preds_T.reshape(n, c, -1) / tau
+    if mask is not None:
+        keep = mask.reshape(n, 1, -1)
+        neg = torch.finfo(s.dtype).min / 4
+        s = s.masked_fill(~keep, neg)
+        t = t.masked_fill(~keep, neg)
+    log_p_s = F.log_softmax(s, dim=2)
+    log_p_t = F.log_softmax(t, dim=2)
+    kl = log_p_t.exp() * (log_p_t - log_p_s)
+    if mask is not None:
+        kl = kl * keep
+    return kl.sum(2) * tau**2
+
+
+# --------------------------------------------------------------------------------------------
+# holistic adversarial distillation (SKD, reused by IFVD and SSTKD)
+# --------------------------------------------------------------------------------------------
+class _SelfAttention(nn.Module):
+    """SAGAN self-attention block (``gamma`` starts at 0, so it begins as the identity)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        inner = max(channels // 8, 1)
+        self.query = nn.Conv2d(channels, inner, 1)
+        self.key = nn.Conv2d(channels, inner, 1)
+        self.value = nn.Conv2d(channels, channels, 1)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, c, h, w = x.shape
+        q = self.query(x).flatten(2).transpose(1, 2)
+        k = self.key(x).flatten(2)
+        attn = torch.softmax(q @ k, dim=-1)
+        out = (self.value(x).flatten(2) @ attn.transpose(1, 2)).view(n, c, h, w)
+        return self.gamma * out + x
+
+
+class HolisticDiscriminator(nn.Module):
+    """SAGAN-style critic on segmentation logits, after SKD's ``Discriminator``.
+
+    BatchNorm pre-processing (SKD's ``preprocess_GAN_mode=1``), four spectral-normalised
+    ``4x4/2`` convolutions with LeakyReLU(0.1) (widths ``d, 2d, 4d, 8d``), self-attention after
+    the third and fourth, then a 1x1 convolution averaged over space to one score per image.
+    Deviation from SKD: SKD's last layer is a 4x4 valid convolution on a 65x65 input; here the
+    score is spatially averaged so any input size works, and inputs smaller than ``min_size``
+    are bilinearly enlarged first so the four stride-2 layers keep at least one pixel.
+    """
+
+    def __init__(self, in_channels: int, conv_dim: int = 64, min_size: int = 16) -> None:
+        super().__init__()
+        self.min_size = min_size
+        self.pre = nn.BatchNorm2d(in_channels)
+        widths = [in_channels, conv_dim, conv_dim * 2, conv_dim * 4, conv_dim * 8]
+        self.blocks = nn.ModuleList(
+            nn.Sequential(spectral_norm(nn.Conv2d(widths[i], widths[i + 1], 4, 2, 1)),
+                          nn.LeakyReLU(0.1))
+            for i in range(4))
+        self.attn3 = _SelfAttention(widths[3])
+        self.attn4 = _SelfAttention(widths[4])
+        self.last = nn.Conv2d(widths[4], 1, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, w = x.shape[-2:]
+        if min(h, w) < self.min_size:
+            scale = self.min_size / min(h, w)
+            size = (max(self.min_size, round(h * scale)), max(self.min_size, round(w * scale)))
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        x = self.pre(x)
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i == 2:
+                x = self.attn3(x)
+            elif i == 3:
+                x = self.attn4(x)
+        return self.last(x).mean(dim=(1, 2, 3))
+
+
+class HolisticAdversarialLoss(nn.Module):
+    """WGAN-GP holistic distillation of SKD (Liu et al., CVPR 2019), as in its official code.
+
+    Generator (student) term, returned:  ``loss_weight * -mean_n D(z_S)``.
+    Critic term::
+
+        d_weight * (mean D(z_S) - mean D(z_T) + gp_weight * mean_n (||grad D(x_hat)|| - 1)^2)
+
+    with ``x_hat = a z_T + (1-a) z_S``, ``a ~ U(0, 1)`` per image.
+
+    ``d_optimizer="adam"`` (default, as upstream): the critic has its own Adam (``d_lr``,
+    betas (0.9, 0.99)) and takes one step inside ``forward`` (training mode only) on detached
+    logits, *before* the generator term is computed (upstream steps the critic after the
+    student; the order is swapped so the generator graph never sees modified weights). The
+    critic's parameters then receive no gradient from the returned scalar. The Adam state is
+    not in ``state_dict``. ``d_optimizer="joint"``: no inner step; the critic term is added to
+    the returned scalar with zero value (``c - c.detach()``), so whatever optimizer trains the
+    loss modules updates the critic (the student never receives the critic term's gradient).
+    """
+
+    def __init__(self, student_channels: int, loss_weight: float = 1.0, d_weight: float = 0.1,
+                 gp_weight: float = 10.0, d_lr: float = 4e-4, d_conv_dim: int = 64,
+                 d_optimizer: str = "adam") -> None:
+        super().__init__()
+        if d_optimizer not in ("adam", "joint"):
+            raise ValueError(f"d_optimizer must be 'adam' or 'joint', got {d_optimizer!r}")
+        self.loss_weight = loss_weight
+        self.d_weight = d_weight
+        self.gp_weight = gp_weight
+        self.d_lr = d_lr
+        self.d_optimizer = d_optimizer
+        self.discriminator = HolisticDiscriminator(student_channels, d_conv_dim)
+        self._opt: tuple[torch.optim.Optimizer, ...] = ()  # outside the module tree
+
+    def critic_loss(self, fake: Tensor, real: Tensor) -> Tensor:
+        fake, real = fake.detach(), real.detach()
+        d = self.discriminator
+        loss = d(fake).mean() - d(real).mean()
+        alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
+        x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+        out = d(x_hat)
+        (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
+        gp = ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+        return self.d_weight * (loss + self.gp_weight * gp)
+
+    def _critic_step(self, fake: Tensor, real: Tensor) -> None:
+        params = [p for p in self.discriminator.parameters() if p.requires_grad]
+        if not self._opt:
+            self._opt = (torch.optim.Adam(params, lr=self.d_lr, betas=(0.9, 0.99)),)
+        with torch.enable_grad():
+            grads = torch.autograd.grad(self.critic_loss(fake, real), params, allow_unused=True)
+        for p, g in zip(params, grads):
+            p.grad = g
+        self._opt[0].step()
+        for p in params:
+            p.grad = None
+
+    def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
+        preds_T = preds_T.detach()
+        train_critic = self.training and torch.is_grad_enabled()
+        if train_critic and self.d_optimizer == "adam":
+            self._critic_step(preds_S, preds_T)
+        params = list(self.discriminator.parameters())
+        flags = [p.requires_grad for p in params]
+        for p in params:  # the generator term must not train the critic
+            p.requires_grad_(False)
+        try:
+            g_loss = -self.discriminator(preds_S).mean()
+        finally:
+            for p, f in zip(params, flags):
+                p.requires_grad_(f)
+        out = self.loss_weight * g_loss
+        if train_critic and self.d_optimizer == "joint":
+            c = self.critic_loss(preds_S, preds_T)
+            out = out + (c - c.detach())
+        return out

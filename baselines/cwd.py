@@ -1,0 +1,72 @@
+"""CWD — channel-wise divergence (an extra baseline, not a row of the paper's tables).
+
+Paper: C. Shu, Y. Liu, J. Gao, Z. Yan, C. Shen, "Channel-wise knowledge distillation for dense
+prediction", ICCV 2021. Reference code: MMRazor ``ChannelWiseDivergence`` (``losses/cwd.py``).
+
+Formula: every channel c of an N x C x H x W map is turned into a distribution over its H*W
+positions with a spatial softmax at temperature tau, then::
+
+    L_cwd = w * tau^2 / (N*C) * sum_{n,c} KL( softmax_hw(y_T[n,c]/tau) || softmax_hw(y_S[n,c]/tau) )
+
+Reduction: sum over the H*W positions, mean over the N*C channel maps (MMRazor's).
+Defaults: weight 3, tau 1 (MMRazor's PSPNet-R101 -> R18 config; the CWD paper reports weight 3
+and tau 4 on logits). Attach point: ``logits``. Ground truth: not needed.
+Re-implementation: no (numerically equal to MMRazor's loss; the teacher is detached here).
+
+Not to be confused with CWT (channel-wise *transformation*, :mod:`baselines.cwt`), the BCD
+paper's [106].
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch.nn.functional as F  # noqa: N812
+from torch import Tensor, nn
+
+from baselines._common import resolve_options
+from suite.methods.registry import LOSSES, METHODS
+from suite.methods.spec import LossSpec, MethodSpec, S, T
+
+
+@LOSSES.register_module(name="cwd")
+class ChannelWiseDivergence(nn.Module):
+    """Spatial-softmax KL per channel, ``tau^2`` scaled, mean over N*C."""
+
+    def __init__(self, tau: float = 1.0, loss_weight: float = 1.0) -> None:
+        super().__init__()
+        self.tau = tau
+        self.loss_weight = loss_weight
+
+    def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
+        preds_T = preds_T.detach()
+        if preds_S.shape[-2:] != preds_T.shape[-2:]:
+            preds_S = F.interpolate(preds_S, preds_T.shape[-2:], mode="bilinear",
+                                    align_corners=False)
+        n, c = preds_S.shape[:2]
+        s = preds_S.reshape(n * c, -1) / self.tau
+        t = preds_T.reshape(n * c, -1) / self.tau
+        log_p_t = F.log_softmax(t, dim=1)
+        kl = (log_p_t.exp() * (log_p_t - F.log_softmax(s, dim=1))).sum()
+        return self.loss_weight * self.tau**2 * kl / (n * c)
+
+
+DEFAULTS: dict[str, Any] = {"weight": 3.0, "tau": 1.0}
+
+
+@METHODS.register_module(name="cwd")
+def cwd(options: dict[str, Any] | None = None) -> MethodSpec:
+    """Channel-wise divergence on the logits (MMRazor's ChannelWiseDivergence)."""
+    o = resolve_options("cwd", options, DEFAULTS)
+    return MethodSpec(
+        name="cwd",
+        losses={"loss_cwd": LossSpec(
+            type="cwd", weight=float(o["weight"]),
+            inputs={"preds_S": S("logits"), "preds_T": T("logits")},
+            kwargs={"tau": o["tau"]})},
+        needs_gt=False,
+        reimplementation=False,
+        unverified=[],
+        paper="C. Shu, Y. Liu, J. Gao, Z. Yan, C. Shen, ICCV 2021, Channel-wise knowledge "
+              "distillation for dense prediction",
+    )

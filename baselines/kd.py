@@ -1,0 +1,88 @@
+"""KD — pixel-wise Hinton distillation of the segmentation logits.
+
+Paper: G. Hinton, O. Vinyals, J. Dean, "Distilling the knowledge in a neural network", arXiv 2015;
+dense form as re-implemented by CIRKD (``losses/kd.py``) and IFVD (``CriterionKD``).
+
+Formula, for logits z (N x K x h x w) at the decode head's resolution (1/8 for PSPNet-d8)::
+
+    L_kd = w * tau^2 * R_{n,i} KL( softmax(z_T[n,:,i] / tau) || softmax(z_S[n,:,i] / tau) )
+
+Reduction ``R`` (option ``reduction``), stated because it silently rescales the weight:
+
+* ``"pixelmean"`` (default, CIRKD): sum over the K classes, mean over the N*h*w pixels.
+* ``"mean"`` (IFVD's ``nn.KLDivLoss()``): mean over all N*K*h*w elements (= pixelmean / K).
+* ``"batchmean"`` (MMRazor ``KLDivergence`` on NCHW tensors): sum over K*h*w, divided by N.
+* ``"sum"``: everything summed.
+
+Defaults: weight 1 (CIRKD), tau 1. IFVD uses weight 10 with ``"mean"``.
+Attach point: ``logits`` (student and teacher). Ground truth: not needed.
+Re-implementation: no — CIRKD's released code is the reference (``reduction="pixelmean"``).
+Teacher logits are detached inside the loss.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch.nn.functional as F  # noqa: N812
+from torch import Tensor, nn
+
+from baselines._common import prefixed, resolve_options
+from suite.methods.registry import LOSSES, METHODS
+from suite.methods.spec import LossSpec, MethodSpec, S, T
+
+REDUCTIONS = ("pixelmean", "mean", "batchmean", "sum")
+
+
+@LOSSES.register_module(name="kd")
+class PixelKDLoss(nn.Module):
+    """Pixel-wise KL divergence between temperature-softened class distributions."""
+
+    def __init__(self, tau: float = 1.0, reduction: str = "pixelmean",
+                 loss_weight: float = 1.0) -> None:
+        super().__init__()
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        self.tau = tau
+        self.reduction = reduction
+        self.loss_weight = loss_weight
+
+    def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
+        preds_T = preds_T.detach()
+        if preds_S.shape[-2:] != preds_T.shape[-2:]:
+            preds_S = F.interpolate(preds_S, preds_T.shape[-2:], mode="bilinear",
+                                    align_corners=False)
+        log_p_s = F.log_softmax(preds_S / self.tau, dim=1)
+        p_t = F.softmax(preds_T / self.tau, dim=1)
+        kl = F.kl_div(log_p_s, p_t, reduction="none")  # N x K x h x w
+        if self.reduction == "pixelmean":
+            loss = kl.sum(1).mean()
+        elif self.reduction == "mean":
+            loss = kl.mean()
+        elif self.reduction == "batchmean":
+            loss = kl.sum() / kl.shape[0]
+        else:
+            loss = kl.sum()
+        return self.loss_weight * self.tau**2 * loss
+
+
+DEFAULTS: dict[str, Any] = {"weight": 1.0, "tau": 1.0, "reduction": "pixelmean"}
+
+
+@METHODS.register_module(name="kd")
+def kd(options: dict[str, Any] | None = None) -> MethodSpec:
+    """Pixel-wise KD on the logits (CIRKD's re-implementation of Hinton KD)."""
+    o = resolve_options("kd", options, DEFAULTS)
+    return MethodSpec(
+        name="kd",
+        losses={"loss_kd": LossSpec(
+            type="kd", weight=float(o["weight"]),
+            inputs={"preds_S": S("logits"), "preds_T": T("logits")},
+            kwargs={"tau": o["tau"], "reduction": o["reduction"]})},
+        needs_gt=False,
+        reimplementation=False,
+        unverified=[],
+        assumptions=prefixed("kd", {"reduction": o["reduction"]}),
+        paper="G. Hinton, O. Vinyals, J. Dean, arXiv 2015, Distilling the knowledge in a neural "
+              "network (dense form of CIRKD, CVPR 2022)",
+    )
