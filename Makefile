@@ -8,7 +8,7 @@ STAMP := $(VENV)/.stamps
 TABLE ?= table3
 ARGS ?=
 
-.PHONY: install run test test-fast test-slurm lint report clean-venv
+.PHONY: install tools run test lint clean-venv
 
 install: $(STAMP)/suite
 
@@ -35,9 +35,15 @@ run: install
 	$(BIN)/python -m suite run $(TABLE) $(ARGS)
 	$(BIN)/python -m suite report $(TABLE) --format md,tex
 
-test: install
+# Unit, integration and end-to-end tests (pdflatex and headless Chromium for the reports),
+# then the SLURM tier on a single-node cluster started on this machine.
+test: install tools
 	$(BIN)/python -m pytest -m "not slurm" $(ARGS)
 	bash slurm/test-tier.sh
+
+# Debian packages the report tests need (texlive, chromium); quick when already installed.
+tools:
+	bash reports/install-tools.sh
 
 lint: install
 	$(BIN)/ruff check suite baselines tests experiments benchmarks

@@ -49,7 +49,7 @@ def _timed(fn, repeats: int) -> float:
 
 def step_ratio(width: float, crop: int, batch: int, repeats: int) -> dict[str, float]:
     import torch
-    from mmengine.registry import DefaultScope, MODELS
+    from mmengine.registry import MODELS, DefaultScope
     from mmseg.utils import register_all_modules
 
     import suite.distill.model  # noqa: F401

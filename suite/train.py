@@ -14,6 +14,7 @@ import subprocess
 import time
 import traceback
 import zipfile
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -162,7 +163,7 @@ def runner_config(config: dict[str, Any], cell_id: str, store: Store, root: str,
             type="OptimWrapper",
             optimizer=dict(type="SGD", lr=opt["lr"], momentum=opt["momentum"],
                            weight_decay=opt["weight_decay"]),
-            clip_grad=None,
+            clip_grad=dict(max_norm=opt["clip_grad"], norm_type=2) if opt.get("clip_grad") else None,
         ),
         param_scheduler=[dict(type="PolyLR", eta_min=opt["eta_min"], power=opt["power"], begin=0,
                               end=iters, by_epoch=False)],
@@ -261,9 +262,9 @@ def train_and_evaluate(config: dict[str, Any], cell_id: str, store: Store, table
     from mmengine.runner import Runner
 
     import suite.distill.hooks  # noqa: F401  (registers the hooks)
-    from suite.checkpoints import trust
     import suite.distill.model  # noqa: F401  (registers DistillationModel)
     import suite.metrics  # noqa: F401  (registers PerClassIoUMetric)
+    from suite.checkpoints import trust
     from suite.distill.hooks import ResultCaptureHook
     from suite.tracking import finish_run
 
@@ -288,7 +289,8 @@ def train_and_evaluate(config: dict[str, Any], cell_id: str, store: Store, table
     else:
         cfg.resume = _resume(work)
     runner = Runner.from_cfg(cfg)
-    _cell_logger(runner, work, attempt)
+    if rank_zero():
+        _cell_logger(runner, work, attempt)
     try:
         model = getattr(runner.model, "module", runner.model)
         deployed = model.student if hasattr(model, "student") else model
@@ -306,11 +308,12 @@ def train_and_evaluate(config: dict[str, Any], cell_id: str, store: Store, table
             raise RuntimeError("training finished without an evaluation")
         metrics = capture.metrics
         out = store.cell_dir(cell_id) / "model.pth"
-        tmp = out.with_suffix(".pth.tmp")
-        torch.save({"state_dict": deployed.state_dict(),
-                    "meta": {"cell_id": cell_id, "model": config["model"],
-                             "dataset": config["dataset"]}}, tmp)
-        os.replace(tmp, out)
+        if rank_zero():
+            tmp = out.with_suffix(".pth.tmp")
+            torch.save({"state_dict": deployed.state_dict(),
+                        "meta": {"cell_id": cell_id, "model": config["model"],
+                                 "dataset": config["dataset"]}}, tmp)
+            os.replace(tmp, out)
         method = config.get("method") or {}
         return {
             "cell_id": cell_id,
@@ -361,25 +364,53 @@ def _cell_logger(runner: Any, work: Path, attempt: int) -> None:
     handler.setLevel(logging.INFO)
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
+    for other in logger.handlers:  # mmengine's console handler: errors only
+        if isinstance(other, logging.StreamHandler) and not isinstance(other, logging.FileHandler):
+            other.setLevel(logging.ERROR)
+    # Python warnings (deprecations in mmseg/mmengine) go to the same file, not the console.
+    logging.captureWarnings(True)
+    py_warnings = logging.getLogger("py.warnings")
+    py_warnings.handlers = [handler]
+    py_warnings.propagate = False
 
 
 def _close_logger(runner: Any) -> None:
-    """Close the runner's log file handlers (one worker process runs many cells)."""
+    """Close the cell's log handlers (one worker process runs many cells)."""
+    import logging
+
     for handler in list(runner.logger.handlers):
         handler.close()
         runner.logger.removeHandler(handler)
+    logging.getLogger("py.warnings").handlers = []
+    logging.captureWarnings(False)
+
+
+def rank_zero(env: Mapping[str, str] | None = None) -> bool:
+    """Whether this process writes the store: any single process, or rank 0 of a DDP job.
+
+    ``SUITE_LAUNCHER`` is the Runner's launcher: ``slurm`` ranks come from ``SLURM_PROCID``
+    (one task per GPU), ``pytorch`` ranks from ``RANK``.
+    """
+    env = os.environ if env is None else env
+    launcher = env.get("SUITE_LAUNCHER", "none")
+    rank = {"slurm": "SLURM_PROCID", "pytorch": "RANK"}.get(launcher)
+    return rank is None or int(env.get(rank) or 0) == 0
 
 
 def run_cell(cell: dict[str, Any], results: str, wandb_mode: str = "offline") -> dict[str, Any]:
     """Run one cell (a :meth:`suite.tables.Cell.to_dict`) into the store at ``results``.
 
     Skips a finished cell; resumes from the cell's last checkpoint when one exists; on any error
-    marks the cell failed with a one-line reason and raises :class:`CellFailed`.
+    marks the cell failed with a one-line reason and raises :class:`CellFailed`. In a DDP job
+    only rank 0 writes the store; the other ranks train alongside it.
     """
     store = Store(results)
     cid, config = cell["id"], cell["config"]
     if store.state(cid) == "done":
         return store.result(cid) or {}
+    if not rank_zero():
+        attempt = int((store.status_record(cid) or {}).get("attempt") or 1)
+        return train_and_evaluate(config, cid, store, cell["table"], cell["row"], attempt, wandb_mode)
     store.write_config(cid, config)
     rec = store.mark(cid, "running", new_attempt=True, pid=os.getpid(), host=socket.gethostname(),
                      table=cell["table"], row=cell["row"],

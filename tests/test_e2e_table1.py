@@ -11,8 +11,6 @@ import time
 import zipfile
 from pathlib import Path
 
-import pytest
-
 from suite.cli import main
 from suite.launch import launch
 from suite.store import Store
