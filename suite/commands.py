@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections import Counter
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from suite.cli import _pairs, results_path
 from suite.errors import SuiteError
@@ -15,6 +15,8 @@ from suite.profiles import load_profile, profile_names
 from suite.store import Store
 from suite.tables import Cell, expand, load_table, select, table_names
 
+if TYPE_CHECKING:
+    import pandas as pd
 
 REFERENCE_TABLES = ("table1", "table2", "table3", "table4", "table5")
 
@@ -62,6 +64,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _frame(cells: list[Cell], store: Store) -> pd.DataFrame:
+    import pandas as pd  # imported here: `status` stays fast without it
+
     return pd.DataFrame(
         [{
             "id": c.id,
@@ -76,6 +80,8 @@ def _frame(cells: list[Cell], store: Store) -> pd.DataFrame:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     cells = table_cells(args, require_roots=False)
     store = Store(results_path(args))
     frame = _frame(cells, store)
@@ -87,8 +93,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from suite.launch import launch
+    from suite.launch import EXECUTORS, launch
+    from suite.tracking import MODES
 
+    if args.executor not in EXECUTORS:
+        raise SuiteError(f"unknown executor {args.executor!r}; valid: {', '.join(EXECUTORS)}")
+    if args.wandb not in MODES:
+        raise SuiteError(f"unknown W&B mode {args.wandb!r}; valid: {', '.join(MODES)}")
     cells = table_cells(args)
     store = Store(results_path(args))
     profile = resolve_profile(args)
@@ -98,6 +109,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     outcome = launch(cells, store, args.executor, args.wandb, workers=args.workers, desc=args.table,
                      cluster_profile=args.cluster_profile, table=args.table)
     took = time.time() - start
+    if args.executor == "slurm":
+        return _print_submission(args.table, outcome)
     print(f"{args.table}: {len(outcome.done)} ran, {len(outcome.skipped)} already finished, "
           f"{len(outcome.failed)} failed ({took:.0f} s)")
     for cid, reason in outcome.failed.items():
@@ -105,32 +118,55 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if outcome.ok else 1
 
 
+def _print_submission(table: str, outcome: Any) -> int:
+    """``run --executor slurm``: the arrays submitted; the cells finish after we return."""
+    for arr in outcome.arrays:
+        after = f", after {','.join(arr['after'])}" if arr["after"] else ""
+        print(f"  array {arr['array']}: {arr['cells']} cells ({arr['name']}{after})")
+    print(f"{table}: submitted {len(outcome.submitted)} cells in {len(outcome.arrays)} arrays "
+          f"({', '.join(a['array'] for a in outcome.arrays) or 'none'}), "
+          f"{len(outcome.skipped)} finished or already queued; follow with `suite status {table}`")
+    for cid, reason in outcome.failed.items():
+        print(f"  not submitted {cid}: {reason}")
+    return 0 if outcome.ok else 1
+
+
+def _status_line(cell: Cell, state: str, store: Store, job: str, sched: str) -> str:
+    """One cell of ``suite status``: store state, scheduler state and job, progress or reason."""
+    line = f"  {state:8s} {cell.label}"
+    if state == "done":
+        res = store.result(cell.id) or {}
+        return f"{line}: mIoU {res.get('miou', float('nan')):.2f}"
+    if state == "failed":
+        return f"{line}: {store.reason(cell.id)}"
+    if state == "running":
+        rec = store.status_record(cell.id) or {}
+        prog = rec.get("progress")
+        where = f"{sched or 'job'} {job}" if job else f"pid {rec.get('pid')} on {rec.get('host')}"
+        return f"{line} ({where}{f', {prog[0]}/{prog[1]} iters' if prog else ''})"
+    return line
+
+
 def cmd_status(args: argparse.Namespace) -> int:
+    from suite.slurm import scheduler_view
+
     cells = table_cells(args, require_roots=False)
     store = Store(results_path(args))
-    frame = _frame(cells, store)
-    try:
-        from suite.slurm import scheduler_states
-
-        frame["scheduler"] = frame["id"].map(scheduler_states(store, list(frame["id"])))
-    except ImportError:
-        pass
-    counts = frame["status"].value_counts()
-    print(f"{args.table}: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("done", "running", "failed", "missing")))
+    view = scheduler_view(cells, store)  # marks failed the cells whose job ended without result
+    states = {c.id: store.state(c.id) for c in cells}
+    counts = Counter(states.values())
+    print(f"{args.table}: {len(cells)} cells: " +
+          ", ".join(f"{counts.get(s, 0)} {s}" for s in ("done", "running", "failed", "missing")))
+    if view.note:
+        print(f"  ({view.note})")
     for cell in cells:
-        state = store.state(cell.id)
-        if state == "failed":
-            print(f"  failed  {cell.label}: {store.reason(cell.id)}")
-        elif state == "running":
-            rec = store.status_record(cell.id) or {}
-            prog = rec.get("progress")
-            where = (rec.get("scheduler") or {}).get("job_id") or f"pid {rec.get('pid')}"
-            print(f"  running {cell.label}: {prog[0]}/{prog[1]} iters ({where})" if prog
-                  else f"  running {cell.label} ({where})")
+        print(_status_line(cell, states[cell.id], store, view.jobs.get(cell.id, ""),
+                           view.states.get(cell.id, "")))
     return 0
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
+    """scancel the table's queued and running SLURM jobs; their cells are marked failed."""
     from suite.slurm import cancel
 
     cells = table_cells(args, require_roots=False)

@@ -1,0 +1,48 @@
+"""Bad input: one clear line naming the problem (and the valid names), exit code 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from suite.cli import main
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "table9"], "unknown table 'table9'; valid: table1, table3, table4"),
+        (["run", "table1", "--executor", "gpu"], "unknown executor 'gpu'; valid: local, debug, slurm"),
+        (["run", "table1", "--profile", "nightly"], "unknown profile 'nightly'; valid: paper, smoke"),
+        (["run", "table1", "--wandb", "cloud"], "unknown W&B mode 'cloud'"),
+        (["run", "table1", "--profile", "paper"], "--data-root voc2012=PATH"),
+        (["run", "table1", "--only", "colour=red"], "--only: unknown key 'colour'"),
+        (["plan", "table1", "--teacher-checkpoint", "voc2012/pspnet_r101=/no/such.pth"],
+         "teacher checkpoint for voc2012/pspnet_r101 not found"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, monkeypatch, tmp_path):
+    monkeypatch.delenv("SUITE_DATA_VOC2012", raising=False)
+    assert main([*argv, "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1
+    assert not any(tmp_path.iterdir())  # nothing was started or written
+
+
+def _table(folder, body: str) -> None:
+    (folder / "mine.yaml").write_text(body)
+
+
+def test_malformed_or_unknown_method_specs(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SUITE_TABLES", str(tmp_path))
+    _table(tmp_path, "name: mine\nrows: [\n")
+    assert main(["plan", "mine"]) == 2
+    assert "malformed table spec" in capsys.readouterr().err
+    _table(tmp_path, "name: mine\ntask: segmentation\ndatasets: [voc2012]\nteacher: pspnet_r101\n"
+                     "student: pspnet_r18\nrows:\n  - {row: x, method: distillmagic}\n")
+    assert main(["plan", "mine"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown method 'distillmagic'; valid: bcd, bglsseg" in err
+    _table(tmp_path, "name: mine\ntask: segmentation\ndatasets: [voc2012]\nteacher: pspnet_r101\n"
+                     "student: pspnet_r18\nrows:\n  - {row: x, method: bcd, options: {radius: 5, colour: 1}}\n")
+    assert main(["plan", "mine"]) == 2
+    assert "unknown options ['colour']" in capsys.readouterr().err
