@@ -87,6 +87,8 @@ def test_context_kl_and_mse_match_hand_computation():
     r_s, r_t = _full_context(fs, ft)
     kl = (r_t * (r_t.log() - r_s.log())).sum(-1).mean()
     assert torch.allclose(context_divergence(fs, ft, mode="kl", chunk=None), kl, atol=1e-6)
+    items = (r_t * (r_t.log() - r_s.log())).mean()  # mean over all N*HW*HW items
+    assert torch.allclose(context_divergence(fs, ft, chunk=None, reduction="item"), items, atol=1e-7)
     mse = (r_s - r_t).pow(2).mean()
     assert torch.allclose(context_divergence(fs, ft, mode="mse", chunk=None), mse, atol=1e-7)
 

@@ -16,8 +16,8 @@ A3 boundary map  for each pixel i and offset d in a half disk of radius r (5 at 
 A4 L_bd          tau^2 * mean over (N, D) of KL( softmax_HW(B_T/tau) || softmax_HW(B_S/tau) )
                  (the ChannelWiseDivergence form of CWD).
 A5 L_cd          R = row-softmax(F F^T / (sqrt(C) tau)) over the HW x HW pixel pairs;
-                 L_cd = tau^2 * mean over the N*HW rows of KL(R_T row || R_S row) (or MSE over
-                 items); computed in row chunks under activation checkpointing, so memory is
+                 L_cd = tau^2 * mean over the N*HW rows of KL(R_T row || R_S row) (or divided by
+                 HW: the mean over items; or MSE over items); computed in row chunks under activation checkpointing, so memory is
                  O(chunk x HW) rather than O(HW^2).
 A6 weights       lambda_1 = 10 (boundary), lambda_2 = 50 (context).
 A7 temperature   fixed tau = 1; the adaptive rule (multiply tau by ``tau_factor`` while the range
@@ -37,6 +37,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from suite.methods.divergences import spatial_kl  # L_bd's divergence (A4), shared with CWD
 from suite.methods.registry import LOSSES, METHODS
 from suite.methods.spec import ConnectorSpec, LossSpec, MethodSpec, S, T
 
@@ -126,14 +127,6 @@ def boundary_map(f: Tensor, radius: int, hard: bool = False, threshold: float = 
     return b
 
 
-def spatial_kl(s: Tensor, t: Tensor, tau: float) -> Tensor:
-    """tau^2 * mean over (N, D) of KL(softmax_HW(t/tau) || softmax_HW(s/tau))."""
-    n, d = s.shape[:2]
-    log_s = F.log_softmax(s.reshape(n, d, -1) / tau, dim=-1)
-    log_t = F.log_softmax(t.reshape(n, d, -1) / tau, dim=-1)
-    return (log_t.exp() * (log_t - log_s)).sum(-1).mean() * tau**2
-
-
 @LOSSES.register_module(name="bcd_boundary")
 class BoundaryDistillLoss(nn.Module):
     """L_bd = tau^2 * mean_{N,D} KL(softmax_HW(B_T/tau) || softmax_HW(B_S/tau)), times loss_weight.
@@ -198,13 +191,17 @@ def _context_rows(s: Tensor, t: Tensor, start: int, stop: int, scale: float, mod
 
 
 def context_divergence(fs: Tensor, ft: Tensor, tau: float = 1.0, mode: str = "kl",
-                       chunk: int | None = 1024) -> Tensor:
+                       chunk: int | None = 1024, reduction: str = "row") -> Tensor:
     """Divergence between the pixel self-relations of ``fs`` and ``ft`` (N x C x H x W).
 
     R = row-softmax(F F^T / (sqrt(C) tau)). ``kl``: tau^2 * mean over N*HW rows of
-    KL(R_T row || R_S row). ``mse``: mean over the N*HW*HW items of (R_S - R_T)^2.
+    KL(R_T row || R_S row) (``reduction="row"``), or that divided by HW, i.e. the mean over
+    all N*HW*HW items of the pointwise KL terms (``reduction="item"``, ``nn.KLDivLoss``'s
+    "mean"). ``mse``: mean over the N*HW*HW items of (R_S - R_T)^2.
     ``chunk`` rows at a time under activation checkpointing (None = all rows at once).
     """
+    if reduction not in ("row", "item"):
+        raise ValueError(f"context reduction must be 'row' or 'item', got {reduction!r}")
     if mode not in ("kl", "mse"):
         raise ValueError(f"context mode must be 'kl' or 'mse', got {mode!r}")
     n, c, h, w = fs.shape
@@ -222,7 +219,8 @@ def context_divergence(fs: Tensor, ft: Tensor, tau: float = 1.0, mode: str = "kl
             part = _context_rows(s, t, start, stop, scale, mode)
         total = total + part
     if mode == "kl":
-        return total / (n * length) * tau**2
+        per_row = total / (n * length) * tau**2
+        return per_row if reduction == "row" else per_row / length
     return total / (n * length * length)
 
 
@@ -239,19 +237,21 @@ class ContextDistillLoss(nn.Module):
         loss_weight: float = 1.0,
         mode: str = "kl",
         chunk: int | None = 1024,
+        reduction: str = "row",
         tau: float = 1.0,
         tau_factor: float | None = None,
         tau_threshold: float | None = None,
     ) -> None:
         super().__init__()
-        self.loss_weight, self.mode, self.chunk = loss_weight, mode, chunk
+        self.loss_weight, self.mode, self.chunk, self.reduction = loss_weight, mode, chunk, reduction
         self.tau, self.tau_factor, self.tau_threshold = tau, tau_factor, tau_threshold
         self.last_tau = tau
 
     def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:  # noqa: N803
         tau = adaptive_temperature(preds_T, self.tau, self.tau_factor, self.tau_threshold)
         self.last_tau = tau
-        return self.loss_weight * context_divergence(preds_S, preds_T, tau, self.mode, self.chunk)
+        return self.loss_weight * context_divergence(preds_S, preds_T, tau, self.mode, self.chunk,
+                                                     self.reduction)
 
 
 # ----------------------------------------------------------------------------- method
@@ -270,6 +270,7 @@ BCD_DEFAULTS: dict[str, Any] = {
     "boundary_channels": None,
     "context_mode": "kl",
     "context_chunk": 1024,
+    "context_reduction": "row",
     "tau": 1.0,
     "tau_factor": None,
     "tau_threshold": None,
@@ -304,7 +305,8 @@ def bcd(options: dict[str, Any]) -> MethodSpec:
     if o["context"]:
         losses["loss_cd"] = LossSpec(
             "bcd_context", o["lambda_cd"], dict(inputs),
-            {"mode": o["context_mode"], "chunk": o["context_chunk"], **tau}, decays=True,
+            {"mode": o["context_mode"], "chunk": o["context_chunk"],
+             "reduction": o["context_reduction"], **tau}, decays=True,
         )
     return MethodSpec(
         name="bcd",
