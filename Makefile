@@ -31,9 +31,10 @@ $(STAMP)/suite: $(STAMP)/mmcv pyproject.toml
 
 # The main job: the default table on the embedded smoke profile (synthetic data, CPU,
 # local executor, W&B offline).
+# The report is written even when a cell failed (it lists what failed); the exit code is run's.
 run: install
-	$(BIN)/python -m suite run $(TABLE) $(ARGS)
-	$(BIN)/python -m suite report $(TABLE) --format md,tex
+	$(BIN)/python -m suite run $(TABLE) $(ARGS); status=$$?; \
+	$(BIN)/python -m suite report $(TABLE) --format md,tex,png,html; exit $$status
 
 # Unit, integration and end-to-end tests (pdflatex and headless Chromium for the reports),
 # then the SLURM tier on a single-node cluster started on this machine.

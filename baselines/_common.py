@@ -1,8 +1,10 @@
 """Small shared pieces of the competing KD methods (not a method itself).
 
 Everything here is plain torch: option checking for the method factories, ground-truth resizing
-and edge extraction, per-pixel divergences, and the holistic (WGAN-GP) discriminator that SKD,
-IFVD and SSTKD share. Tests re-derive every formula independently instead of calling these.
+and edge extraction, student-to-teacher alignment (detach, resize, width adapter, the frozen
+teacher classifier), and the holistic (WGAN-GP) discriminator that SKD, IFVD and SSTKD share.
+The softmax KL divergences live in :mod:`suite.methods.divergences` (shared with BCD). Tests
+re-derive every formula independently instead of calling these.
 """
 
 from __future__ import annotations
@@ -52,12 +54,16 @@ def as_int_list(x: int | Sequence[int] | None, n: int | None = None) -> list[int
 # --------------------------------------------------------------------------------------------
 # ground truth
 # --------------------------------------------------------------------------------------------
+def label_map(gt_seg: Tensor) -> Tensor:
+    """The ``N x H x W`` long label map of an ``N x H x W`` or ``N x 1 x H x W`` GT."""
+    return (gt_seg[:, 0] if gt_seg.dim() == 4 else gt_seg).long()
+
+
 def resize_gt(gt_seg: Tensor, size: Sequence[int]) -> Tensor:
     """Nearest-neighbour resize of an ``N x H x W`` label map to ``size`` (mmseg's convention)."""
-    if gt_seg.dim() == 4:
-        gt_seg = gt_seg[:, 0]
+    gt_seg = label_map(gt_seg)
     if tuple(gt_seg.shape[-2:]) == tuple(size):
-        return gt_seg.long()
+        return gt_seg
     return F.interpolate(gt_seg[:, None].float(), size=tuple(size), mode="nearest")[:, 0].long()
 
 
@@ -76,34 +82,48 @@ def label_edges(gt_seg: Tensor, radius: int = 1, ignore_index: int = IGNORE_INDE
 
 
 # --------------------------------------------------------------------------------------------
-# divergences
+# student / teacher alignment
 # --------------------------------------------------------------------------------------------
-def pixel_kl(preds_S: Tensor, preds_T: Tensor, tau: float) -> Tensor:
-    """``N x H x W`` map of ``tau^2 * KL(softmax(z_T/tau) || softmax(z_S/tau))`` over channels."""
-    log_p_s = F.log_softmax(preds_S / tau, dim=1)
-    log_p_t = F.log_softmax(preds_T / tau, dim=1)
-    return (log_p_t.exp() * (log_p_t - log_p_s)).sum(1) * tau**2
+def resize_to(x: Tensor, size: Sequence[int]) -> Tensor:
+    """Bilinear resize (``align_corners=False``) of an ``N x C x H x W`` map to ``size``.
 
-
-def spatial_kl(preds_S: Tensor, preds_T: Tensor, tau: float, mask: Tensor | None = None) -> Tensor:
-    """``N x C`` of ``tau^2 * KL`` between spatial softmaxes (over H*W) of each channel (CWD).
-
-    ``mask`` (``N x H x W`` bool) restricts the softmax support to the masked pixels.
+    Returned unchanged when it already has that size.
     """
-    n, c = preds_S.shape[:2]
-    s = preds_S.reshape(n, c, -1) / tau
-    t = preds_T.reshape(n, c, -1) / tau
-    if mask is not None:
-        keep = mask.reshape(n, 1, -1)
-        neg = torch.finfo(s.dtype).min / 4
-        s = s.masked_fill(~keep, neg)
-        t = t.masked_fill(~keep, neg)
-    log_p_s = F.log_softmax(s, dim=2)
-    log_p_t = F.log_softmax(t, dim=2)
-    kl = log_p_t.exp() * (log_p_t - log_p_s)
-    if mask is not None:
-        kl = kl * keep
-    return kl.sum(2) * tau**2
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, tuple(size), mode="bilinear", align_corners=False)
+
+
+def align_to_teacher(preds_S: Tensor, preds_T: Tensor) -> tuple[Tensor, Tensor]:
+    """``(student, teacher)``: the teacher map detached, the student resized to its size."""
+    preds_T = preds_T.detach()
+    return resize_to(preds_S, preds_T.shape[-2:]), preds_T
+
+
+def width_adapter(student_channels: int, teacher_channels: int) -> nn.Module:
+    """A trainable 1x1 conv student width -> teacher width, or the identity when they match."""
+    if student_channels == teacher_channels:
+        return nn.Identity()
+    return nn.Conv2d(student_channels, teacher_channels, 1)
+
+
+class TeacherClassifierMixin:
+    """Holds the frozen teacher classifier (``decode_head.conv_seg``) out of the module tree.
+
+    Kept in a tuple, so it is neither trained through the loss's parameters nor saved in its
+    ``state_dict``; the distiller passes it as ``teacher_classifier=`` (or calls
+    :meth:`set_teacher_classifier`).
+    """
+
+    _teacher_classifier: tuple[nn.Module, ...] = ()
+
+    def set_teacher_classifier(self, classifier: nn.Module | None) -> None:
+        self._teacher_classifier = (classifier,) if classifier is not None else ()
+
+    def _require_teacher_classifier(self, message: str) -> nn.Module:
+        if not self._teacher_classifier:
+            raise RuntimeError(message)
+        return self._teacher_classifier[0]
 
 
 # --------------------------------------------------------------------------------------------

@@ -29,9 +29,10 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from baselines._common import IGNORE_INDEX, label_edges, prefixed, resolve_options
+from baselines._common import IGNORE_INDEX, label_edges, label_map, prefixed, resolve_options
+from baselines.kd import kd_spec
 from suite.methods.registry import LOSSES, METHODS
-from suite.methods.spec import GT_SEG, LossSpec, MethodSpec, S, T
+from suite.methods.spec import GT_SEG, LossSpec, MethodSpec, S
 
 
 @LOSSES.register_module(name="bglsseg_boundary")
@@ -50,7 +51,7 @@ class BoundaryHeadLoss(nn.Module):
         self.loss_weight = loss_weight
 
     def forward(self, preds_S: Tensor, gt_seg: Tensor) -> Tensor:
-        gt = (gt_seg[:, 0] if gt_seg.dim() == 4 else gt_seg).long()
+        gt = label_map(gt_seg)
         target = label_edges(gt, self.edge_radius, self.ignore_index).float()
         valid = (gt != self.ignore_index).float()
         logit = F.interpolate(self.head(preds_S), gt.shape[-2:], mode="bilinear",
@@ -73,10 +74,7 @@ def bglsseg(options: dict[str, Any] | None = None) -> MethodSpec:
     return MethodSpec(
         name="bglsseg",
         losses={
-            "loss_bglsseg_kd": LossSpec(
-                type="kd", weight=float(o["kd_weight"]),
-                inputs={"preds_S": S("logits"), "preds_T": T("logits")},
-                kwargs={"tau": o["tau"], "reduction": "pixelmean"}),
+            "loss_bglsseg_kd": kd_spec(o["kd_weight"], o["tau"]),
             "loss_bglsseg_boundary": LossSpec(
                 type="bglsseg_boundary", weight=float(o["boundary_weight"]),
                 inputs={"preds_S": S("low_level"), "gt_seg": GT_SEG},

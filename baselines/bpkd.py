@@ -27,18 +27,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
 from baselines._common import (
     IGNORE_INDEX,
+    align_to_teacher,
     label_edges,
-    pixel_kl,
     prefixed,
     resize_gt,
     resolve_options,
-    spatial_kl,
 )
+from suite.methods.divergences import pixel_kl, spatial_kl_map
 from suite.methods.registry import LOSSES, METHODS
 from suite.methods.spec import GT_SEG, LossSpec, MethodSpec, S, T
 
@@ -58,16 +57,13 @@ class BPKDLoss(nn.Module):
         self.loss_weight = loss_weight
 
     def forward(self, preds_S: Tensor, preds_T: Tensor, gt_seg: Tensor) -> Tensor:
-        preds_T = preds_T.detach()
-        if preds_S.shape[-2:] != preds_T.shape[-2:]:
-            preds_S = F.interpolate(preds_S, preds_T.shape[-2:], mode="bilinear",
-                                    align_corners=False)
+        preds_S, preds_T = align_to_teacher(preds_S, preds_T)
         labels = resize_gt(gt_seg, preds_T.shape[-2:])
         edge = label_edges(labels, self.edge_radius, self.ignore_index)
         body = (labels != self.ignore_index) & ~edge
         kl = pixel_kl(preds_S, preds_T, self.tau_edge)
         l_edge = (kl * edge).sum() / edge.sum().clamp(min=1)
-        l_body = spatial_kl(preds_S, preds_T, self.tau_body, mask=body)
+        l_body = spatial_kl_map(preds_S, preds_T, self.tau_body, mask=body)
         l_body = (l_body * body.flatten(1).any(1, keepdim=True)).mean()
         return self.loss_weight * (self.edge_weight * l_edge + self.body_weight * l_body)
 

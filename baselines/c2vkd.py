@@ -37,13 +37,21 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from baselines._common import IGNORE_INDEX, prefixed, resize_gt, resolve_options
+from baselines._common import (
+    IGNORE_INDEX,
+    TeacherClassifierMixin,
+    align_to_teacher,
+    prefixed,
+    resize_gt,
+    resolve_options,
+)
+from suite.methods.divergences import softmax_kl
 from suite.methods.registry import LOSSES, METHODS
 from suite.methods.spec import GT_SEG, LossSpec, MethodSpec, S, T
 
 
 @LOSSES.register_module(name="c2vkd_vlfd")
-class VisualLinguisticFeatureLoss(nn.Module):
+class VisualLinguisticFeatureLoss(TeacherClassifierMixin, nn.Module):
     """KL between class-anchor similarity distributions of the student and teacher features."""
 
     def __init__(self, student_channels: int, teacher_channels: int,
@@ -51,31 +59,21 @@ class VisualLinguisticFeatureLoss(nn.Module):
                  loss_weight: float = 1.0) -> None:
         super().__init__()
         self.proj = nn.Conv2d(student_channels, teacher_channels, 1)
-        self._teacher_classifier: tuple[nn.Module, ...] = (
-            (teacher_classifier,) if teacher_classifier is not None else ())
+        self.set_teacher_classifier(teacher_classifier)
         self.tau = tau
         self.loss_weight = loss_weight
 
-    def set_teacher_classifier(self, classifier: nn.Module) -> None:
-        self._teacher_classifier = (classifier,)
-
     def anchors(self) -> Tensor:
-        if not self._teacher_classifier:
-            raise RuntimeError("C2VKD's VLFD needs the frozen teacher classifier as class anchors")
-        weight = self._teacher_classifier[0].weight.detach()
+        weight = self._require_teacher_classifier(
+            "C2VKD's VLFD needs the frozen teacher classifier as class anchors").weight.detach()
         return F.normalize(weight.reshape(weight.shape[0], -1), dim=1)  # K x C_T
 
     def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
-        preds_T = preds_T.detach()
-        s = self.proj(preds_S)
-        if s.shape[-2:] != preds_T.shape[-2:]:
-            s = F.interpolate(s, preds_T.shape[-2:], mode="bilinear", align_corners=False)
+        s, preds_T = align_to_teacher(self.proj(preds_S), preds_T)
         e = self.anchors().to(s)
         a_s = torch.einsum("nchw,kc->nkhw", F.normalize(s, dim=1), e) / self.tau
         a_t = torch.einsum("nchw,kc->nkhw", F.normalize(preds_T, dim=1), e) / self.tau
-        log_p_t = F.log_softmax(a_t, dim=1)
-        kl = (log_p_t.exp() * (log_p_t - F.log_softmax(a_s, dim=1))).sum(1)
-        return self.loss_weight * kl.mean()
+        return self.loss_weight * softmax_kl(a_s, a_t, 1).mean()
 
 
 @LOSSES.register_module(name="c2vkd_pdd")
@@ -90,10 +88,7 @@ class PixelDecoupledKDLoss(nn.Module):
         self.loss_weight = loss_weight
 
     def forward(self, preds_S: Tensor, preds_T: Tensor, gt_seg: Tensor) -> Tensor:
-        preds_T = preds_T.detach()
-        if preds_S.shape[-2:] != preds_T.shape[-2:]:
-            preds_S = F.interpolate(preds_S, preds_T.shape[-2:], mode="bilinear",
-                                    align_corners=False)
+        preds_S, preds_T = align_to_teacher(preds_S, preds_T)
         k = preds_S.shape[1]
         labels = resize_gt(gt_seg, preds_T.shape[-2:])
         valid = labels != self.ignore_index
@@ -108,9 +103,7 @@ class PixelDecoupledKDLoss(nn.Module):
         b_s = torch.cat([pt_s, 1 - pt_s], 1).clamp(min=1e-12)
         b_t = torch.cat([pt_t, 1 - pt_t], 1).clamp(min=1e-12)
         tckd = (b_t * (b_t.log() - b_s.log())).sum(1)
-        log_q_s = F.log_softmax(zs - 1000.0 * target, dim=1)
-        log_q_t = F.log_softmax(zt - 1000.0 * target, dim=1)
-        nckd = (log_q_t.exp() * (log_q_t - log_q_s)).sum(1)
+        nckd = softmax_kl(zs - 1000.0 * target, zt - 1000.0 * target, 1)
         loss = (self.alpha * tckd + self.beta * nckd).mean() * self.tau**2
         return self.loss_weight * loss
 

@@ -51,7 +51,16 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from baselines._common import IGNORE_INDEX, prefixed, resize_gt, resolve_options
+from baselines._common import (
+    IGNORE_INDEX,
+    align_to_teacher,
+    prefixed,
+    resize_gt,
+    resize_to,
+    resolve_options,
+)
+from baselines.kd import kd_spec
+from suite.methods.divergences import softmax_kl
 from suite.methods.registry import LOSSES, METHODS
 from suite.methods.spec import GT_SEG, LossSpec, MethodSpec, S, T
 
@@ -67,10 +76,7 @@ class MiniBatchPixelPairLoss(nn.Module):
         self.loss_weight = loss_weight
 
     def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
-        preds_T = preds_T.detach()
-        if preds_S.shape[-2:] != preds_T.shape[-2:]:
-            preds_S = F.interpolate(preds_S, preds_T.shape[-2:], mode="bilinear",
-                                    align_corners=False)
+        preds_S, preds_T = align_to_teacher(preds_S, preds_T)
         if self.pooling:
             preds_S = F.avg_pool2d(preds_S, 2, 2, ceil_mode=True)
             preds_T = F.avg_pool2d(preds_T, 2, 2, ceil_mode=True)
@@ -81,9 +87,7 @@ class MiniBatchPixelPairLoss(nn.Module):
         for a in range(n):  # one anchor image at a time: memory O(N * M^2)
             sim_s = torch.einsum("ci,bcj->bij", s[a], s) / self.tau
             sim_t = torch.einsum("ci,bcj->bij", t[a], t) / self.tau
-            log_p_t = F.log_softmax(sim_t, dim=2)
-            kl = (log_p_t.exp() * (log_p_t - F.log_softmax(sim_s, dim=2))).sum()
-            total = total + kl / m
+            total = total + softmax_kl(sim_s, sim_t, 2).sum() / m
         return self.loss_weight * total / (n * n)
 
 
@@ -181,16 +185,11 @@ class MemoryContrastLoss(nn.Module):
         logit_s = s @ bank.t() / self.contrast_tau
         logit_t = t @ bank.t() / self.contrast_tau
         tau = self.contrast_kd_tau
-        log_p_t = F.log_softmax(logit_t / tau, dim=1)
-        kl = (log_p_t.exp() * (log_p_t - F.log_softmax(logit_s / tau, dim=1))).sum(1)
-        return kl.mean() * tau**2
+        return softmax_kl(logit_s / tau, logit_t / tau, 1).mean() * tau**2
 
     def forward(self, preds_S: Tensor, preds_T: Tensor, gt_seg: Tensor) -> Tensor:
         t = F.normalize(preds_T.detach(), p=2, dim=1)
-        s = self.project_head(preds_S)
-        if s.shape[-2:] != t.shape[-2:]:
-            s = F.interpolate(s, t.shape[-2:], mode="bilinear", align_corners=False)
-        s = F.normalize(s, p=2, dim=1)
+        s = F.normalize(resize_to(self.project_head(preds_S), t.shape[-2:]), p=2, dim=1)
         labels = resize_gt(gt_seg, t.shape[-2:])
         valid = labels != self.ignore_index
         if valid.any():
@@ -227,10 +226,7 @@ def cirkd(options: dict[str, Any] | None = None) -> MethodSpec:
     """CIRKD: pixel KD + mini-batch pixel relations + memory-bank pixel/region contrast."""
     o = resolve_options("cirkd", options, DEFAULTS)
     losses = {
-        "loss_cirkd_kd": LossSpec(
-            type="kd", weight=float(o["kd_weight"]),
-            inputs={"preds_S": S("logits"), "preds_T": T("logits")},
-            kwargs={"tau": o["tau"], "reduction": "pixelmean"}),
+        "loss_cirkd_kd": kd_spec(o["kd_weight"], o["tau"]),
         "loss_cirkd_minibatch": LossSpec(
             type="cirkd_minibatch", weight=float(o["minibatch_weight"]),
             inputs={"preds_S": S("head_feature"), "preds_T": T("head_feature")},

@@ -33,13 +33,20 @@ from typing import Any
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from baselines._common import pixel_kl, prefixed, resolve_options
+from baselines._common import (
+    TeacherClassifierMixin,
+    align_to_teacher,
+    prefixed,
+    resolve_options,
+    width_adapter,
+)
+from suite.methods.divergences import pixel_kl
 from suite.methods.registry import LOSSES, METHODS
 from suite.methods.spec import LossSpec, MethodSpec, S, T
 
 
 @LOSSES.register_module(name="crosskd")
-class CrossHeadKDLoss(nn.Module):
+class CrossHeadKDLoss(TeacherClassifierMixin, nn.Module):
     """Pixel KL between the teacher's logits and the teacher classifier on the student feature."""
 
     def __init__(self, student_channels: int, teacher_channels: int | None = None,
@@ -50,21 +57,15 @@ class CrossHeadKDLoss(nn.Module):
             teacher_channels = getattr(teacher_classifier, "in_channels", None)
         if teacher_channels is None:
             raise ValueError("CrossKD needs teacher_channels or a Conv2d teacher_classifier")
-        self.adapter = (nn.Conv2d(student_channels, teacher_channels, 1)
-                        if student_channels != teacher_channels else nn.Identity())
-        self._teacher_classifier: tuple[nn.Module, ...] = (
-            (teacher_classifier,) if teacher_classifier is not None else ())
+        self.adapter = width_adapter(student_channels, teacher_channels)
+        self.set_teacher_classifier(teacher_classifier)
         self.tau = tau
         self.loss_weight = loss_weight
 
     @property
     def teacher_classifier(self) -> nn.Module:
-        if not self._teacher_classifier:
-            raise RuntimeError("CrossKD needs the frozen teacher classifier (teacher_classifier=)")
-        return self._teacher_classifier[0]
-
-    def set_teacher_classifier(self, classifier: nn.Module) -> None:
-        self._teacher_classifier = (classifier,)
+        return self._require_teacher_classifier(
+            "CrossKD needs the frozen teacher classifier (teacher_classifier=)")
 
     def cross_logits(self, feat: Tensor) -> Tensor:
         x = self.adapter(feat)
@@ -76,10 +77,7 @@ class CrossHeadKDLoss(nn.Module):
         return cls(x)
 
     def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
-        preds_T = preds_T.detach()
-        z_x = self.cross_logits(preds_S)
-        if z_x.shape[-2:] != preds_T.shape[-2:]:
-            z_x = F.interpolate(z_x, preds_T.shape[-2:], mode="bilinear", align_corners=False)
+        z_x, preds_T = align_to_teacher(self.cross_logits(preds_S), preds_T)
         return self.loss_weight * pixel_kl(z_x, preds_T, self.tau).mean()
 
 

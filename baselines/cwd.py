@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from baselines._common import resolve_options
+from baselines._common import align_to_teacher, resolve_options
+from suite.methods.divergences import spatial_kl
 from suite.methods.registry import LOSSES, METHODS
 from suite.methods.spec import LossSpec, MethodSpec, S, T
 
@@ -39,16 +39,8 @@ class ChannelWiseDivergence(nn.Module):
         self.loss_weight = loss_weight
 
     def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
-        preds_T = preds_T.detach()
-        if preds_S.shape[-2:] != preds_T.shape[-2:]:
-            preds_S = F.interpolate(preds_S, preds_T.shape[-2:], mode="bilinear",
-                                    align_corners=False)
-        n, c = preds_S.shape[:2]
-        s = preds_S.reshape(n * c, -1) / self.tau
-        t = preds_T.reshape(n * c, -1) / self.tau
-        log_p_t = F.log_softmax(t, dim=1)
-        kl = (log_p_t.exp() * (log_p_t - F.log_softmax(s, dim=1))).sum()
-        return self.loss_weight * self.tau**2 * kl / (n * c)
+        preds_S, preds_T = align_to_teacher(preds_S, preds_T)
+        return self.loss_weight * spatial_kl(preds_S, preds_T, self.tau)
 
 
 DEFAULTS: dict[str, Any] = {"weight": 3.0, "tau": 1.0}

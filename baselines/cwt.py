@@ -22,10 +22,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from baselines._common import prefixed, resolve_options
+from baselines._common import align_to_teacher, prefixed, resolve_options
 from suite.methods.registry import LOSSES, METHODS
 from suite.methods.spec import LossSpec, MethodSpec, S, T
 
@@ -46,10 +45,7 @@ class ChannelWiseTransformLoss(nn.Module):
         self.loss_weight = loss_weight
 
     def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
-        preds_T = preds_T.detach()
-        x = self.mlp(preds_S)
-        if x.shape[-2:] != preds_T.shape[-2:]:
-            x = F.interpolate(x, preds_T.shape[-2:], mode="bilinear", align_corners=False)
+        x, preds_T = align_to_teacher(self.mlp(preds_S), preds_T)
         sq = (x - preds_T).pow(2)
         loss = sq.mean() if self.reduction == "mean" else sq.sum() / sq.shape[0]
         return self.loss_weight * loss

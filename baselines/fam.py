@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from baselines._common import as_int_list, as_list, prefixed, resolve_options
+from baselines._common import align_to_teacher, as_int_list, as_list, prefixed, resolve_options
 from suite.methods.registry import LOSSES, METHODS
 from suite.methods.spec import LossSpec, MethodSpec, S, T
 
@@ -101,11 +101,7 @@ class FAMLoss(nn.Module):
                              f"{len(feats_t)} teacher maps")
         total = feats_s[0].new_zeros(())
         for fam, s, t in zip(self.fams, feats_s, feats_t):
-            t = t.detach()
-            y = fam(s)
-            if y.shape[-2:] != t.shape[-2:]:
-                y = F.interpolate(y, t.shape[-2:], mode="bilinear", align_corners=False)
-            total = total + F.mse_loss(y, t)
+            total = total + F.mse_loss(*align_to_teacher(fam(s), t))
         return self.loss_weight * total
 
 

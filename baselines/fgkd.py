@@ -41,7 +41,14 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from baselines._common import IGNORE_INDEX, prefixed, resize_gt, resolve_options
+from baselines._common import (
+    IGNORE_INDEX,
+    align_to_teacher,
+    prefixed,
+    resize_gt,
+    resolve_options,
+    width_adapter,
+)
 from suite.methods.registry import LOSSES, METHODS
 from suite.methods.spec import GT_SEG, LossSpec, MethodSpec, S, T
 
@@ -107,8 +114,7 @@ class FGDLoss(nn.Module):
                  lambda_: float = 5e-6, background_classes: Sequence[int] = (0,),
                  ignore_index: int = IGNORE_INDEX, loss_weight: float = 1.0) -> None:
         super().__init__()
-        self.align = (nn.Conv2d(student_channels, teacher_channels, 1)
-                      if student_channels != teacher_channels else None)
+        self.align = width_adapter(student_channels, teacher_channels)
         self.gc_s = GcBlock(teacher_channels)
         self.gc_t = GcBlock(teacher_channels)
         self.temp, self.alpha, self.beta = temp, alpha, beta
@@ -118,12 +124,7 @@ class FGDLoss(nn.Module):
         self.loss_weight = loss_weight
 
     def forward(self, preds_S: Tensor, preds_T: Tensor, gt_seg: Tensor) -> Tensor:
-        preds_T = preds_T.detach()
-        if self.align is not None:
-            preds_S = self.align(preds_S)
-        if preds_S.shape[-2:] != preds_T.shape[-2:]:
-            preds_S = F.interpolate(preds_S, preds_T.shape[-2:], mode="bilinear",
-                                    align_corners=False)
+        preds_S, preds_T = align_to_teacher(self.align(preds_S), preds_T)
         n = preds_S.shape[0]
         labels = resize_gt(gt_seg, preds_T.shape[-2:])
         m_fg, m_bg = fg_bg_masks(labels, self.background_classes, self.ignore_index)

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from baselines._common import prefixed, resolve_options
+from baselines._common import align_to_teacher, prefixed, resolve_options
 from suite.methods.registry import LOSSES, METHODS
 from suite.methods.spec import LossSpec, MethodSpec, S, T
 
@@ -41,10 +41,8 @@ class ProjectorEnsembleLoss(nn.Module):
         self.loss_weight = loss_weight
 
     def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
-        preds_T = preds_T.detach()
         g = torch.stack([F.relu(p(preds_S)) for p in self.projectors]).mean(0)
-        if g.shape[-2:] != preds_T.shape[-2:]:
-            g = F.interpolate(g, preds_T.shape[-2:], mode="bilinear", align_corners=False)
+        g, preds_T = align_to_teacher(g, preds_T)
         cos = F.cosine_similarity(g, preds_T, dim=1, eps=1e-8)
         return self.loss_weight * (1 - cos).mean()
 

@@ -32,8 +32,9 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from baselines._common import IGNORE_INDEX, resize_gt, resolve_options
-from baselines.skd import adversarial_spec
+from baselines._common import IGNORE_INDEX, align_to_teacher, resize_gt, resolve_options
+from baselines.kd import kd_spec
+from baselines.skd import CRITIC_DEFAULTS, adversarial_spec
 from suite.methods.registry import LOSSES, METHODS
 from suite.methods.spec import GT_SEG, LossSpec, MethodSpec, S, T
 
@@ -63,10 +64,7 @@ class IFVLoss(nn.Module):
         self.loss_weight = loss_weight
 
     def forward(self, preds_S: Tensor, preds_T: Tensor, gt_seg: Tensor) -> Tensor:
-        preds_T = preds_T.detach()
-        if preds_S.shape[-2:] != preds_T.shape[-2:]:
-            preds_S = F.interpolate(preds_S, preds_T.shape[-2:], mode="bilinear",
-                                    align_corners=False)
+        preds_S, preds_T = align_to_teacher(preds_S, preds_T)
         labels = resize_gt(gt_seg, preds_T.shape[-2:])
         m_s = prototype_similarity(preds_S, labels, self.ignore_index)
         m_t = prototype_similarity(preds_T, labels, self.ignore_index)
@@ -75,8 +73,7 @@ class IFVLoss(nn.Module):
 
 DEFAULTS: dict[str, Any] = {
     "ifv_weight": 200.0, "kd_weight": 10.0, "tau": 1.0, "kd_reduction": "mean",
-    "adv_weight": 0.001, "d_weight": 0.1, "gp_weight": 10.0, "d_lr": 4e-4, "d_conv_dim": 64,
-    "d_optimizer": "adam",
+    "adv_weight": 0.001, **CRITIC_DEFAULTS,
 }
 
 
@@ -88,10 +85,7 @@ def ifvd(options: dict[str, Any] | None = None) -> MethodSpec:
         "loss_ifvd_ifv": LossSpec(
             type="ifvd", weight=float(o["ifv_weight"]),
             inputs={"preds_S": S("head_feature"), "preds_T": T("head_feature"), "gt_seg": GT_SEG}),
-        "loss_ifvd_kd": LossSpec(
-            type="kd", weight=float(o["kd_weight"]),
-            inputs={"preds_S": S("logits"), "preds_T": T("logits")},
-            kwargs={"tau": o["tau"], "reduction": o["kd_reduction"]}),
+        "loss_ifvd_kd": kd_spec(o["kd_weight"], o["tau"], o["kd_reduction"]),
     }
     if o["adv_weight"]:
         losses["loss_ifvd_adv"] = adversarial_spec(o)

@@ -27,7 +27,7 @@ from typing import Any
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from baselines._common import prefixed, resolve_options
+from baselines._common import align_to_teacher, prefixed, resolve_options
 from suite.methods.registry import LOSSES, METHODS
 from suite.methods.spec import LossSpec, MethodSpec, S, T
 
@@ -48,10 +48,7 @@ class PixelKDLoss(nn.Module):
         self.loss_weight = loss_weight
 
     def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
-        preds_T = preds_T.detach()
-        if preds_S.shape[-2:] != preds_T.shape[-2:]:
-            preds_S = F.interpolate(preds_S, preds_T.shape[-2:], mode="bilinear",
-                                    align_corners=False)
+        preds_S, preds_T = align_to_teacher(preds_S, preds_T)
         log_p_s = F.log_softmax(preds_S / self.tau, dim=1)
         p_t = F.softmax(preds_T / self.tau, dim=1)
         kl = F.kl_div(log_p_s, p_t, reduction="none")  # N x K x h x w
@@ -69,16 +66,21 @@ class PixelKDLoss(nn.Module):
 DEFAULTS: dict[str, Any] = {"weight": 1.0, "tau": 1.0, "reduction": "pixelmean"}
 
 
+def kd_spec(weight: float, tau: float, reduction: str = "pixelmean") -> LossSpec:
+    """The pixel KD term on the logits (type ``kd``), as KD, SKD, CIRKD, IFVD, SSTKD, SlimSeg and
+    BGLSSeg add it (CIRKD's ``"pixelmean"`` reduction unless stated)."""
+    return LossSpec(type="kd", weight=float(weight),
+                    inputs={"preds_S": S("logits"), "preds_T": T("logits")},
+                    kwargs={"tau": tau, "reduction": reduction})
+
+
 @METHODS.register_module(name="kd")
 def kd(options: dict[str, Any] | None = None) -> MethodSpec:
     """Pixel-wise KD on the logits (CIRKD's re-implementation of Hinton KD)."""
     o = resolve_options("kd", options, DEFAULTS)
     return MethodSpec(
         name="kd",
-        losses={"loss_kd": LossSpec(
-            type="kd", weight=float(o["weight"]),
-            inputs={"preds_S": S("logits"), "preds_T": T("logits")},
-            kwargs={"tau": o["tau"], "reduction": o["reduction"]})},
+        losses={"loss_kd": kd_spec(o["weight"], o["tau"], o["reduction"])},
         needs_gt=False,
         reimplementation=False,
         unverified=[],

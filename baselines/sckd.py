@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from baselines._common import IGNORE_INDEX, prefixed, resize_gt, resolve_options
+from baselines._common import IGNORE_INDEX, align_to_teacher, prefixed, resize_gt, resolve_options
 from suite.methods.registry import LOSSES, METHODS
 from suite.methods.spec import GT_SEG, LossSpec, MethodSpec, S, T
 
@@ -49,10 +49,7 @@ class StudentCustomizedKDLoss(nn.Module):
         self.loss_weight = loss_weight
 
     def forward(self, preds_S: Tensor, preds_T: Tensor, gt_seg: Tensor) -> Tensor:
-        preds_T = preds_T.detach()
-        if preds_S.shape[-2:] != preds_T.shape[-2:]:
-            preds_S = F.interpolate(preds_S, preds_T.shape[-2:], mode="bilinear",
-                                    align_corners=False)
+        preds_S, preds_T = align_to_teacher(preds_S, preds_T)
         tau = self.tau
         log_p_s = F.log_softmax(preds_S / tau, dim=1)
         log_p_t = F.log_softmax(preds_T / tau, dim=1)

@@ -39,7 +39,8 @@ from typing import Any
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from baselines._common import HolisticAdversarialLoss, prefixed, resolve_options
+from baselines._common import HolisticAdversarialLoss, align_to_teacher, prefixed, resolve_options
+from baselines.kd import kd_spec
 from suite.methods.registry import LOSSES, METHODS
 from suite.methods.spec import LossSpec, MethodSpec, S, T
 
@@ -60,10 +61,7 @@ class PairWiseLoss(nn.Module):
         self.loss_weight = loss_weight
 
     def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
-        preds_T = preds_T.detach()
-        if preds_S.shape[-2:] != preds_T.shape[-2:]:
-            preds_S = F.interpolate(preds_S, preds_T.shape[-2:], mode="bilinear",
-                                    align_corners=False)
+        preds_S, preds_T = align_to_teacher(preds_S, preds_T)
         h, w = preds_T.shape[-2:]
         kernel = (max(1, int(h * self.pool_scale)), max(1, int(w * self.pool_scale)))
         s = F.max_pool2d(preds_S, kernel, kernel, ceil_mode=True)
@@ -73,11 +71,14 @@ class PairWiseLoss(nn.Module):
 
 LOSSES.register_module(name="holistic_adv", module=HolisticAdversarialLoss)
 
+# the holistic critic's options (SKD's upstream values), shared by SKD, IFVD and SSTKD
+CRITIC_DEFAULTS: dict[str, Any] = {
+    "d_weight": 0.1, "gp_weight": 10.0, "d_lr": 4e-4, "d_conv_dim": 64, "d_optimizer": "adam",
+}
 DEFAULTS: dict[str, Any] = {
     "pixel_weight": 10.0, "tau": 1.0,
     "pair_weight": 1.0, "pool_scale": 0.5,
-    "adv_weight": 0.1, "d_weight": 0.1, "gp_weight": 10.0, "d_lr": 4e-4, "d_conv_dim": 64,
-    "d_optimizer": "adam",
+    "adv_weight": 0.1, **CRITIC_DEFAULTS,
 }
 
 
@@ -86,8 +87,7 @@ def adversarial_spec(o: dict[str, Any], weight_key: str = "adv_weight") -> LossS
     return LossSpec(
         type="holistic_adv", weight=float(o[weight_key]),
         inputs={"preds_S": S("logits"), "preds_T": T("logits")},
-        kwargs={"d_weight": o["d_weight"], "gp_weight": o["gp_weight"], "d_lr": o["d_lr"],
-                "d_conv_dim": o["d_conv_dim"], "d_optimizer": o["d_optimizer"]},
+        kwargs={k: o[k] for k in CRITIC_DEFAULTS},
         channels_from="logits")
 
 
@@ -96,10 +96,7 @@ def skd(options: dict[str, Any] | None = None) -> MethodSpec:
     """Structured KD: pixel-wise + pair-wise + holistic (adversarial)."""
     o = resolve_options("skd", options, DEFAULTS)
     losses = {
-        "loss_skd_pixel": LossSpec(
-            type="kd", weight=float(o["pixel_weight"]),
-            inputs={"preds_S": S("logits"), "preds_T": T("logits")},
-            kwargs={"tau": o["tau"], "reduction": "pixelmean"}),
+        "loss_skd_pixel": kd_spec(o["pixel_weight"], o["tau"]),
         "loss_skd_pair": LossSpec(
             type="skd_pair", weight=float(o["pair_weight"]),
             inputs={"preds_S": S("head_feature"), "preds_T": T("head_feature")},

@@ -31,9 +31,10 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from baselines._common import IGNORE_INDEX, label_edges, prefixed, resolve_options
+from baselines._common import IGNORE_INDEX, label_edges, label_map, prefixed, resolve_options
+from baselines.kd import kd_spec
 from suite.methods.registry import LOSSES, METHODS
-from suite.methods.spec import GT_SEG, LossSpec, MethodSpec, S, T
+from suite.methods.spec import GT_SEG, LossSpec, MethodSpec, S
 
 
 @LOSSES.register_module(name="slimseg_boundary")
@@ -51,7 +52,7 @@ class BoundaryCELoss(nn.Module):
         self.loss_weight = loss_weight
 
     def forward(self, preds_S: Tensor, gt_seg: Tensor) -> Tensor:
-        gt = (gt_seg[:, 0] if gt_seg.dim() == 4 else gt_seg).long()
+        gt = label_map(gt_seg)
         edge = label_edges(gt, self.edge_radius, self.ignore_index)
         up = F.interpolate(preds_S, gt.shape[-2:], mode="bilinear", align_corners=False)
         target = torch.where(edge, gt, torch.zeros_like(gt))
@@ -70,10 +71,7 @@ def slimseg(options: dict[str, Any] | None = None) -> MethodSpec:
     return MethodSpec(
         name="slimseg",
         losses={
-            "loss_slimseg_kd": LossSpec(
-                type="kd", weight=float(o["kd_weight"]),
-                inputs={"preds_S": S("logits"), "preds_T": T("logits")},
-                kwargs={"tau": o["tau"], "reduction": "pixelmean"}),
+            "loss_slimseg_kd": kd_spec(o["kd_weight"], o["tau"]),
             "loss_slimseg_boundary": LossSpec(
                 type="slimseg_boundary", weight=float(o["boundary_weight"]),
                 inputs={"preds_S": S("logits"), "gt_seg": GT_SEG},

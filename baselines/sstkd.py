@@ -43,8 +43,9 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from baselines._common import prefixed, resolve_options
-from baselines.skd import adversarial_spec
+from baselines._common import align_to_teacher, prefixed, resolve_options, width_adapter
+from baselines.kd import kd_spec
+from baselines.skd import CRITIC_DEFAULTS, adversarial_spec
 from suite.methods.registry import LOSSES, METHODS
 from suite.methods.spec import LossSpec, MethodSpec, S, T
 
@@ -82,16 +83,12 @@ class StructuralTextureLoss(nn.Module):
     def __init__(self, student_channels: int, teacher_channels: int, levels: int = 2,
                  loss_weight: float = 1.0) -> None:
         super().__init__()
-        self.align = (nn.Conv2d(student_channels, teacher_channels, 1)
-                      if student_channels != teacher_channels else nn.Identity())
+        self.align = width_adapter(student_channels, teacher_channels)
         self.levels = levels
         self.loss_weight = loss_weight
 
     def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
-        preds_T = preds_T.detach()
-        s = self.align(preds_S)
-        if s.shape[-2:] != preds_T.shape[-2:]:
-            s = F.interpolate(s, preds_T.shape[-2:], mode="bilinear", align_corners=False)
+        s, preds_T = align_to_teacher(self.align(preds_S), preds_T)
         bands_s = contourlet_decompose(s, self.levels)
         bands_t = contourlet_decompose(preds_T, self.levels)
         loss = torch.stack([F.mse_loss(a, b) for a, b in zip(bands_s, bands_t)]).mean()
@@ -133,8 +130,7 @@ class StatisticalTextureLoss(nn.Module):
 DEFAULTS: dict[str, Any] = {
     "kd_weight": 10.0, "tau": 1.0, "structural_weight": 1.0, "levels": 2,
     "statistical_weight": 1.0, "num_levels": 8,
-    "adv_weight": 0.1, "d_weight": 0.1, "gp_weight": 10.0, "d_lr": 4e-4, "d_conv_dim": 64,
-    "d_optimizer": "adam",
+    "adv_weight": 0.1, **CRITIC_DEFAULTS,
 }
 
 
@@ -143,10 +139,7 @@ def sstkd(options: dict[str, Any] | None = None) -> MethodSpec:
     """Structural + statistical texture terms on C2, with SKD's pixel and holistic terms."""
     o = resolve_options("sstkd", options, DEFAULTS)
     losses = {
-        "loss_sstkd_kd": LossSpec(
-            type="kd", weight=float(o["kd_weight"]),
-            inputs={"preds_S": S("logits"), "preds_T": T("logits")},
-            kwargs={"tau": o["tau"], "reduction": "pixelmean"}),
+        "loss_sstkd_kd": kd_spec(o["kd_weight"], o["tau"]),
         "loss_sstkd_structural": LossSpec(
             type="sstkd_structural", weight=float(o["structural_weight"]),
             inputs={"preds_S": S("low_level"), "preds_T": T("low_level")},

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from baselines._common import resolve_options
+from baselines._common import align_to_teacher, resolve_options
 from suite.methods.registry import LOSSES, METHODS
 from suite.methods.spec import LossSpec, MethodSpec, S, T
 
@@ -84,9 +84,7 @@ class TargetAwareTransformerLoss(nn.Module):
         self.loss_weight = loss_weight
 
     def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
-        f_t = preds_T.detach()
-        if preds_S.shape[-2:] != f_t.shape[-2:]:
-            preds_S = F.interpolate(preds_S, f_t.shape[-2:], mode="bilinear", align_corners=False)
+        preds_S, f_t = align_to_teacher(preds_S, preds_T)
         q, k, v = self.embed_query(preds_S), self.embed_key(f_t), self.embed_value(preds_S)
         h, w = f_t.shape[-2:]
         n, m = min(self.n, h), min(self.m, w)

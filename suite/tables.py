@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +21,7 @@ import yaml
 
 from suite.errors import SpecError, SuiteError
 from suite.profiles import EXPERIMENTS, data_root, find_yaml, for_dataset, load_profile, yaml_names
+from suite.store import atomic_write_json, read_json
 
 TABLE_DIR = EXPERIMENTS / "tables"
 ROW_KEYS = {"row", "method", "options", "columns"}
@@ -78,8 +80,8 @@ def load_table(name: str) -> dict[str, Any]:
 
 def validate_table(spec: Any, path: Path | str) -> None:
     """Raise :class:`SpecError` naming the first problem of a table spec."""
-    from suite.models import ARCHS
     from suite.data import DATASETS
+    from suite.models import ARCHS
 
     if not isinstance(spec, dict):
         raise SpecError(f"malformed table spec {path}: expected a mapping")
@@ -104,13 +106,42 @@ def validate_table(spec: Any, path: Path | str) -> None:
         seen.add(row["row"])
 
 
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """Hash of the suite's and baselines' Python sources: keys the cache of method records."""
+    digest = hashlib.sha256()
+    for package in (Path(__file__).resolve().parent, Path(__file__).resolve().parent.parent / "baselines"):
+        for path in sorted(package.rglob("*.py")):
+            digest.update(str(path.relative_to(package.parent)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _record_cache() -> Path:
+    root = Path(os.environ.get("SUITE_CACHE", Path.home() / ".cache" / "suite"))
+    return root / "methods" / f"{code_version()}.json"
+
+
 @lru_cache(maxsize=256)
 def _method_record(method: str, options_json: str) -> str:
-    """The resolved method bundle (losses, weights, taps, flags) as canonical JSON."""
+    """The resolved method bundle (losses, weights, taps, flags) as canonical JSON.
+
+    Resolving imports torch, mmengine and every baseline (about a second), so records are kept
+    on disk keyed by (method, options, code version): ``status`` and ``plan`` stay fast.
+    """
+    key = f"{method}|{options_json}"
+    cache = _record_cache()
+    records = read_json(cache) or {}
+    if key in records:
+        return records[key]
     from suite.methods import build_method
 
     spec = build_method(method, json.loads(options_json))
-    return json.dumps(asdict(spec), sort_keys=True, default=str)
+    record = json.dumps(asdict(spec), sort_keys=True, default=str)
+    try:
+        atomic_write_json(cache, {**(read_json(cache) or {}), key: record})
+    except OSError:
+        pass  # a read-only cache only costs speed
+    return record
 
 
 def resolve_method(method: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -136,6 +167,7 @@ def _base_config(
         "model": model,
         "profile": p["name"],
         "width": p["width"],
+        "norm": p.get("norm", "BN"),
         "crop": list(p["crop"]),
         "iters": sched["iters"],
         "batch_size": sched["batch_size"],

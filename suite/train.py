@@ -113,7 +113,8 @@ def model_config(config: dict[str, Any], store: Store) -> dict[str, Any]:
     preproc_size = tuple(config["crop"])
 
     def seg(name: str) -> dict[str, Any]:
-        m = segmentor_config(name, classes, config["width"], pretrained=config.get("pretrained"))
+        m = segmentor_config(name, classes, config["width"], norm=config.get("norm", "BN"),
+                             pretrained=config.get("pretrained"))
         m["data_preprocessor"]["size"] = preproc_size
         return m
 
@@ -186,6 +187,8 @@ def runner_config(config: dict[str, Any], cell_id: str, store: Store, root: str,
         randomness=dict(seed=int(config["seed"]), deterministic=False),
         work_dir=str(cell_dir / "work"),
         launcher=os.environ.get("SUITE_LAUNCHER", "none"),
+        # under DDP some methods' parts (critics, unused heads) get no gradient every step
+        model_wrapper_cfg=dict(type="MMDistributedDataParallel", find_unused_parameters=True),
         experiment_name=f"{cell_id}-a{attempt}-{os.getpid()}",
     )
 

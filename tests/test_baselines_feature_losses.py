@@ -12,6 +12,17 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from baselines._common import HolisticAdversarialLoss
+from baselines._testing import (
+    assert_no_teacher_grad,
+    dup,
+    float64_default,
+    random_labels,
+    random_pair,
+    ref_edges,
+    ref_kl,
+    ref_softmax,
+    ref_unit,
+)
 from baselines.bglsseg import BoundaryHeadLoss
 from baselines.c2vkd import VisualLinguisticFeatureLoss
 from baselines.cirkd import MemoryContrastLoss, MiniBatchPixelPairLoss
@@ -24,42 +35,7 @@ from baselines.skd import PairWiseLoss
 from baselines.sstkd import StatisticalTextureLoss, StructuralTextureLoss, contourlet_decompose
 from baselines.tat import TargetAwareTransformerLoss
 
-
-@pytest.fixture(autouse=True)
-def _float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
-def _softmax(x: torch.Tensor, dim: int) -> torch.Tensor:
-    e = (x - x.max(dim, keepdim=True).values).exp()
-    return e / e.sum(dim, keepdim=True)
-
-
-def _kl(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    return (p * (p.log() - q.log())).sum()
-
-
-def _unit(v: torch.Tensor) -> torch.Tensor:
-    return v / v.pow(2).sum().sqrt()
-
-
-def _feats(n=2, cs=3, ct=4, h=4, w=4, seed=0, relu=False):
-    g = torch.Generator().manual_seed(seed)
-    s = torch.randn(n, cs, h, w, generator=g)
-    t = torch.randn(n, ct, h, w, generator=g)
-    if relu:
-        s, t = s.relu(), t.relu()
-    return s.requires_grad_(True), t.requires_grad_(True)
-
-
-def _labels(n=2, h=4, w=4, k=3, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    gt = torch.randint(0, k, (n, h, w), generator=g)
-    gt[0, 0, 0] = 255
-    return gt
+_float64 = pytest.fixture(autouse=True)(float64_default)
 
 
 def _conv1x1(x, weight, bias=None):
@@ -73,18 +49,9 @@ def _bn_train(x, eps=1e-5):
     return (x - mean) / (var + eps).sqrt()
 
 
-def _dup(x):
-    return torch.cat([x, x]).detach()
-
-
-def _no_teacher_grad(out, s, t):
-    out.backward()
-    assert s.grad is not None and t.grad is None
-
-
 # ------------------------------------------------------------------------------------ SKD pair
 def test_skd_pair_value() -> None:
-    s, t = _feats(ct=5)
+    s, t = random_pair(ct=5)
     out = PairWiseLoss(pool_scale=0.5, loss_weight=2.0)(s, t)
 
     def affinity(f):
@@ -96,10 +63,10 @@ def test_skd_pair_value() -> None:
 
     expected = 2.0 * (affinity(t.detach()) - affinity(s.detach())).pow(2).mean()
     assert out.item() == pytest.approx(expected.item(), rel=1e-9)
-    _no_teacher_grad(out, s, t)
+    assert_no_teacher_grad(out, s, t)
     loss = PairWiseLoss()
     assert loss(t, t).item() == pytest.approx(0.0, abs=1e-12)
-    assert loss(_dup(s), _dup(t)).item() == pytest.approx(loss(s, t).item(), rel=1e-9)
+    assert loss(dup(s), dup(t)).item() == pytest.approx(loss(s, t).item(), rel=1e-9)
 
 
 # ---------------------------------------------------------------------------- holistic (WGAN-GP)
@@ -113,7 +80,7 @@ class _LinearCritic(nn.Module):
 
 
 def test_holistic_adversarial_joint_mode_value_and_gradients() -> None:
-    s, t = _feats(cs=3, ct=3)
+    s, t = random_pair(cs=3, ct=3)
     loss = HolisticAdversarialLoss(3, loss_weight=0.2, d_weight=0.3, gp_weight=10.0,
                                    d_optimizer="joint")
     loss.discriminator = _LinearCritic((1, 3, 4, 4))
@@ -132,7 +99,7 @@ def test_holistic_adversarial_joint_mode_value_and_gradients() -> None:
 
 
 def test_holistic_adversarial_adam_mode_steps_the_critic_first() -> None:
-    s, t = _feats(cs=3, ct=3)
+    s, t = random_pair(cs=3, ct=3)
     loss = HolisticAdversarialLoss(3, loss_weight=0.2, d_weight=0.3, d_lr=1e-2)
     loss.discriminator = _LinearCritic((1, 3, 4, 4))
     w0 = loss.discriminator.w.detach().clone()
@@ -144,12 +111,12 @@ def test_holistic_adversarial_adam_mode_steps_the_critic_first() -> None:
     # first Adam step: w - lr * g / (|g| + eps) elementwise
     assert torch.allclose(w1, w0 - 1e-2 * critic_grad / (critic_grad.abs() + 1e-8), atol=1e-9)
     assert out.item() == pytest.approx((-0.2 * (s.detach() * w1).sum((1, 2, 3)).mean()).item())
-    _no_teacher_grad(out, s, t)
+    assert_no_teacher_grad(out, s, t)
     assert loss.discriminator.w.grad is None
 
 
 def test_holistic_adversarial_leaves_critic_alone_in_eval() -> None:
-    s, t = _feats(cs=3, ct=3)
+    s, t = random_pair(cs=3, ct=3)
     loss = HolisticAdversarialLoss(3).eval()
     before = [p.detach().clone() for p in loss.parameters()]
     loss(s, t)
@@ -158,7 +125,7 @@ def test_holistic_adversarial_leaves_critic_alone_in_eval() -> None:
 
 # --------------------------------------------------------------------------------- CIRKD
 def test_cirkd_minibatch_value() -> None:
-    s, t = _feats(n=3, h=3, w=3)
+    s, t = random_pair(n=3, h=3, w=3)
     tau = 0.5
     out = MiniBatchPixelPairLoss(tau=tau, loss_weight=2.0)(s, t)
     sd, td = s.detach(), t.detach()
@@ -170,20 +137,20 @@ def test_cirkd_minibatch_value() -> None:
             fa_t = td[a].flatten(1) / td[a].flatten(1).norm(dim=0, keepdim=True)
             fb_t = td[b].flatten(1) / td[b].flatten(1).norm(dim=0, keepdim=True)
             a_s, a_t = fa_s.t() @ fb_s / tau, fa_t.t() @ fb_t / tau
-            rows = [_kl(_softmax(a_t[i], 0), _softmax(a_s[i], 0)) for i in range(9)]
+            rows = [ref_kl(ref_softmax(a_t[i], 0), ref_softmax(a_s[i], 0)) for i in range(9)]
             total = total + torch.stack(rows).mean()
     assert out.item() == pytest.approx((2.0 * total / 9).item(), rel=1e-9)
-    _no_teacher_grad(out, s, t)
+    assert_no_teacher_grad(out, s, t)
     loss = MiniBatchPixelPairLoss(tau=tau)
     same_s = torch.randn(3, 4, 3, 3)
     assert loss(same_s, same_s).item() == pytest.approx(0.0, abs=1e-10)
-    assert loss(_dup(s), _dup(t)).item() == pytest.approx(loss(s, t).item(), rel=1e-9)
+    assert loss(dup(s), dup(t)).item() == pytest.approx(loss(s, t).item(), rel=1e-9)
 
 
 def test_cirkd_memory_queues_and_value() -> None:
     torch.manual_seed(0)
-    s, t = _feats(n=2, cs=3, ct=4, h=3, w=3)
-    gt = _labels(h=3, w=3)
+    s, t = random_pair(n=2, cs=3, ct=4, h=3, w=3)
+    gt = random_labels(h=3, w=3)
     loss = MemoryContrastLoss(3, 4, num_classes=3, pixel_memory_size=40, region_memory_size=5,
                               pixel_contrast_size=40, region_contrast_size=5,
                               pixel_update_freq=100, contrast_tau=0.5, contrast_kd_tau=2.0,
@@ -198,7 +165,7 @@ def test_cirkd_memory_queues_and_value() -> None:
     for b in range(2):
         for k in sorted(set(gt[b].flatten().tolist()) - {255}):
             vecs = [tn[b, :, i, j] for i in range(3) for j in range(3) if gt[b, i, j] == k]
-            reg[k, rptr[k]] = _unit(torch.stack(vecs).mean(0))
+            reg[k, rptr[k]] = ref_unit(torch.stack(vecs).mean(0))
             rptr[k] += 1
             written[k] += vecs
             pptr[k] += len(vecs)
@@ -219,20 +186,20 @@ def test_cirkd_memory_queues_and_value() -> None:
         terms = []
         for b, i, j in anchors:
             ls, lt = bank @ proj[b, :, i, j] / 0.5, bank @ tn[b, :, i, j] / 0.5
-            terms.append(_kl(_softmax(lt / 2.0, 0), _softmax(ls / 2.0, 0)))
+            terms.append(ref_kl(ref_softmax(lt / 2.0, 0), ref_softmax(ls / 2.0, 0)))
         return 4.0 * torch.stack(terms).mean()
 
     expected = 2.0 * (1.3 * contrast(loss.pixel_queue.reshape(-1, 4))
                       + 0.7 * contrast(loss.region_queue.reshape(-1, 4)))
     assert out.item() == pytest.approx(expected.item(), rel=1e-7)
-    _no_teacher_grad(out, s, t)
+    assert_no_teacher_grad(out, s, t)
     assert loss.project_head[0].weight.grad is not None
 
 
 def test_cirkd_memory_grows_its_class_queues() -> None:
     loss = MemoryContrastLoss(3, 4, pixel_memory_size=8, region_memory_size=4)
-    s, t = _feats(h=3, w=3)
-    gt = _labels(h=3, w=3, k=5)
+    s, t = random_pair(h=3, w=3)
+    gt = random_labels(h=3, w=3, k=5)
     loss(s, t, gt)
     assert loss.pixel_queue.shape == (int(gt[gt != 255].max()) + 1, 8, 4)
     assert not [k for k in loss.state_dict() if "queue" in k or "ptr" in k]
@@ -259,15 +226,15 @@ def _proto_cos(f, gt):
 
 
 def test_ifvd_value() -> None:
-    s, t = _feats(ct=5)
-    gt = _labels()
+    s, t = random_pair(ct=5)
+    gt = random_labels()
     out = IFVLoss(loss_weight=3.0)(s, t, gt)
     expected = 3.0 * (_proto_cos(s.detach(), gt) - _proto_cos(t.detach(), gt)).pow(2).mean()
     assert out.item() == pytest.approx(expected.item(), rel=1e-7)
-    _no_teacher_grad(out, s, t)
+    assert_no_teacher_grad(out, s, t)
     loss = IFVLoss()
     assert loss(t, t, gt).item() == pytest.approx(0.0, abs=1e-12)
-    assert loss(_dup(s), _dup(t), torch.cat([gt, gt])).item() == \
+    assert loss(dup(s), dup(t), torch.cat([gt, gt])).item() == \
         pytest.approx(loss(s, t, gt).item(), rel=1e-9)
     big = gt.repeat_interleave(4, 1).repeat_interleave(4, 2)  # GT at input resolution
     assert loss(s, t, big).item() == pytest.approx(loss(s, t, gt).item(), rel=1e-12)
@@ -275,13 +242,13 @@ def test_ifvd_value() -> None:
 
 # ---------------------------------------------------------------------------------------- IFD
 def test_ifd_value_and_identity_projectors() -> None:
-    s, t = _feats(ct=5)
+    s, t = random_pair(ct=5)
     loss = ProjectorEnsembleLoss(3, 5, num_projectors=3, loss_weight=25.0)
     out = loss(s, t)
     g = sum(_conv1x1(s.detach(), p.weight, p.bias).relu() for p in loss.projectors) / 3
     cos = (g * t.detach()).sum(1) / (g.norm(dim=1) * t.detach().norm(dim=1))
     assert out.item() == pytest.approx((25.0 * (1 - cos).mean()).item(), rel=1e-9)
-    _no_teacher_grad(out, s, t)
+    assert_no_teacher_grad(out, s, t)
     assert all(p.weight.grad is not None for p in loss.projectors)
     same = ProjectorEnsembleLoss(4, 4)
     for p in same.projectors:
@@ -295,7 +262,7 @@ def test_ifd_value_and_identity_projectors() -> None:
 def _gc_block(block, x):
     n, c, h, w = x.shape
     logits = _conv1x1(x, block.conv_mask.weight, block.conv_mask.bias).reshape(n, h * w)
-    att = _softmax(logits, 1)
+    att = ref_softmax(logits, 1)
     context = torch.einsum("nci,ni->nc", x.reshape(n, c, h * w), att)[:, :, None, None]
     y = _conv1x1(context, block.channel_add[0].weight, block.channel_add[0].bias)
     ln = block.channel_add[1]
@@ -306,8 +273,8 @@ def _gc_block(block, x):
 
 
 def test_fgkd_value() -> None:
-    s, t = _feats(cs=4, ct=4, h=4, w=4)
-    gt = _labels()
+    s, t = random_pair(cs=4, ct=4, h=4, w=4)
+    gt = random_labels()
     gt[1] = 0  # an image that is all background
     loss = FGDLoss(4, 4, temp=0.5, alpha=2.0, beta=3.0, gamma=0.5, lambda_=0.25,
                    background_classes=(0,), loss_weight=1.5)
@@ -322,8 +289,8 @@ def test_fgkd_value() -> None:
 
     def att(x):
         a = x.abs()
-        sp = h * w * _softmax(a.mean(1).reshape(n, -1) / 0.5, 1).reshape(n, h, w)
-        ch = c * _softmax(a.mean((2, 3)) / 0.5, 1)
+        sp = h * w * ref_softmax(a.mean(1).reshape(n, -1) / 0.5, 1).reshape(n, h, w)
+        ch = c * ref_softmax(a.mean((2, 3)) / 0.5, 1)
         return sp, ch
 
     st, ct = att(td)
@@ -343,17 +310,17 @@ def test_fgkd_value() -> None:
     gl = (_gc_block(loss.gc_s, sd) - _gc_block(loss.gc_t, td)).pow(2).sum() / n
     expected = 1.5 * (2.0 * fg + 3.0 * bg + 0.5 * at + 0.25 * gl)
     assert out.item() == pytest.approx(expected.item(), rel=1e-7)
-    _no_teacher_grad(out, s, t)
+    assert_no_teacher_grad(out, s, t)
     fresh = FGDLoss(4, 4)  # zero-initialised GcBlock outputs: identical features give zero
     assert fresh(t, t, gt).item() == pytest.approx(0.0, abs=1e-12)
-    assert fresh(_dup(s), _dup(t), torch.cat([gt, gt])).item() == \
+    assert fresh(dup(s), dup(t), torch.cat([gt, gt])).item() == \
         pytest.approx(fresh(s, t, gt).item(), rel=1e-9)
 
 
 # --------------------------------------------------------------------------------------- CWT
 @pytest.mark.parametrize("reduction", ["mean", "sum_per_sample"])
 def test_cwt_value(reduction: str) -> None:
-    s, t = _feats(ct=5)
+    s, t = random_pair(ct=5)
     loss = ChannelWiseTransformLoss(3, 5, reduction=reduction, loss_weight=2.0)
     out = loss(s, t)
     a, b = loss.mlp[0], loss.mlp[2]
@@ -361,7 +328,7 @@ def test_cwt_value(reduction: str) -> None:
     sq = (y - t.detach()).pow(2)
     expected = sq.mean() if reduction == "mean" else sq.sum() / 2
     assert out.item() == pytest.approx(2.0 * expected.item(), rel=1e-9)
-    _no_teacher_grad(out, s, t)
+    assert_no_teacher_grad(out, s, t)
     ident = ChannelWiseTransformLoss(4, 4)
     with torch.no_grad():
         for conv in (ident.mlp[0], ident.mlp[2]):
@@ -369,7 +336,7 @@ def test_cwt_value(reduction: str) -> None:
             conv.bias.zero_()
     f = torch.rand(2, 4, 3, 3)
     assert ident(f, f).item() == pytest.approx(0.0, abs=1e-12)
-    assert loss(_dup(s), _dup(t)).item() == pytest.approx(out.item(), rel=1e-9)
+    assert loss(dup(s), dup(t)).item() == pytest.approx(out.item(), rel=1e-9)
 
 
 # --------------------------------------------------------------------------------------- TAT
@@ -393,7 +360,7 @@ def _tat_expected(loss, s, t, n, m, heads, anchor):
         kk = torch.cat([pk[i] for i in sel], 1)
         vv = torch.cat([pv[i] for i in sel], 1)
         tt = torch.cat([pt[i] for i in sel], 1)
-        attn = _softmax(torch.einsum("bdi,bdj->bij", qq, kk), 2)
+        attn = ref_softmax(torch.einsum("bdi,bdj->bij", qq, kk), 2)
         sq_err.append((torch.einsum("bij,bdj->bdi", attn, vv) - tt).pow(2).flatten())
     patch = torch.cat(sq_err).mean()
     ks = h // anchor
@@ -402,33 +369,33 @@ def _tat_expected(loss, s, t, n, m, heads, anchor):
         return x.reshape(b, c, h // ks, ks, w // ks, ks).mean((3, 5)).reshape(b, c, -1)
 
     aq, ak, av, at = pool(q), pool(k), pool(v), pool(t)
-    attn = _softmax(torch.einsum("bdi,bdj->bij", aq, ak), 2)
+    attn = ref_softmax(torch.einsum("bdi,bdj->bij", aq, ak), 2)
     anchor_loss = (torch.einsum("bij,bdj->bdi", attn, av) - at).pow(2).mean()
     return patch, anchor_loss
 
 
 @pytest.mark.parametrize("heads", [4, 2])
 def test_tat_value(heads: int) -> None:
-    s, t = _feats(cs=3, ct=4, h=4, w=4)
+    s, t = random_pair(cs=3, ct=4, h=4, w=4)
     loss = TargetAwareTransformerLoss(3, 4, beta=1.0, gamma=0.4, n=2, m=2, heads=heads,
                                       anchor_h=2, anchor_w=2, loss_weight=0.1)
     out = loss(s, t)
     patch, anchor = _tat_expected(loss, s.detach(), t.detach(), 2, 2, heads, 2)
     assert out.item() == pytest.approx((0.1 * (patch + 0.4 * anchor)).item(), rel=1e-7)
-    _no_teacher_grad(out, s, t)
+    assert_no_teacher_grad(out, s, t)
     assert loss.embed_key[0].weight.grad is not None
-    assert loss(_dup(s), _dup(t)).item() == pytest.approx(out.item(), rel=1e-7)
+    assert loss(dup(s), dup(t)).item() == pytest.approx(out.item(), rel=1e-7)
 
 
 def test_tat_clamps_to_small_maps() -> None:
-    s, t = _feats(cs=3, ct=4, h=3, w=3)
+    s, t = random_pair(cs=3, ct=4, h=3, w=3)
     out = TargetAwareTransformerLoss(3, 4)(s, t)  # defaults: 16x16 patches, 64 heads, 32 anchors
     assert out.dim() == 0 and torch.isfinite(out)
 
 
 # --------------------------------------------------------------------------------------- FAM
 def test_fam_local_branch_value() -> None:
-    s, t = _feats(cs=3, ct=4, h=4, w=4, relu=True)
+    s, t = random_pair(cs=3, ct=4, h=4, w=4, relu=True)
     loss = FAMLoss([3], [4], loss_weight=2.0)
     fam = loss.fams[0]
     with torch.no_grad():
@@ -436,7 +403,7 @@ def test_fam_local_branch_value() -> None:
     out = loss([s], [t])
     y = _bn_train(0.5 * _conv1x1(s.detach(), fam.local.weight, fam.local.bias)).relu()
     assert out.item() == pytest.approx((2.0 * (y - t.detach()).pow(2).mean()).item(), rel=1e-7)
-    _no_teacher_grad(out, s, t)
+    assert_no_teacher_grad(out, s, t)
     assert fam.weight.grad is not None and fam.rate1.grad is not None
 
 
@@ -469,9 +436,9 @@ def test_fam_multi_stage_sum_and_reduction() -> None:
     out = loss(feats_s, feats_t)
     parts = [F.mse_loss(fam(s), t) for fam, s, t in zip(loss.fams, feats_s, feats_t)]
     assert out.item() == pytest.approx(sum(p.item() for p in parts), rel=1e-9)
-    _no_teacher_grad(out, feats_s[0], feats_t[0])
-    dup = loss([_dup(x) for x in feats_s], [_dup(x) for x in feats_t])
-    assert dup.item() == pytest.approx(out.item(), rel=1e-9)
+    assert_no_teacher_grad(out, feats_s[0], feats_t[0])
+    doubled = loss([dup(x) for x in feats_s], [dup(x) for x in feats_t])
+    assert doubled.item() == pytest.approx(out.item(), rel=1e-9)
 
 
 # ------------------------------------------------------------------------------------- SSTKD
@@ -519,13 +486,13 @@ def test_sstkd_structural_decomposition_and_value() -> None:
     bands = contourlet_decompose(const, 2)
     assert all(b.abs().max() < 1e-10 for b in bands[:-1])
     assert torch.allclose(bands[-1], torch.full_like(bands[-1], 2.5))
-    s, t = _feats(cs=2, ct=2, h=8, w=8)
+    s, t = random_pair(cs=2, ct=2, h=8, w=8)
     loss = StructuralTextureLoss(2, 2, loss_weight=2.0)
     out = loss(s, t)
     diff = [contourlet_decompose(a, 2) for a in (s.detach(), t.detach())]
     expected = 2.0 * torch.stack([(a - b).pow(2).mean() for a, b in zip(*diff)]).mean()
     assert out.item() == pytest.approx(expected.item(), rel=1e-9)
-    _no_teacher_grad(out, s, t)
+    assert_no_teacher_grad(out, s, t)
     assert loss(t, t).item() == pytest.approx(0.0, abs=1e-12)
     aligned = StructuralTextureLoss(3, 2)
     s3 = torch.randn(2, 3, 8, 8, requires_grad=True)
@@ -534,7 +501,7 @@ def test_sstkd_structural_decomposition_and_value() -> None:
 
 
 def test_sstkd_statistical_value() -> None:
-    s, t = _feats(cs=3, ct=5, h=4, w=4)
+    s, t = random_pair(cs=3, ct=5, h=4, w=4)
     q = 4
     out = StatisticalTextureLoss(num_levels=q, loss_weight=2.0)(s, t)
 
@@ -561,27 +528,21 @@ def test_sstkd_statistical_value() -> None:
     ht, ct = stats(t.detach())
     expected = 2.0 * (((hs - ht) ** 2).sum(1) + ((cs - ct) ** 2).sum(1)).mean() / q
     assert out.item() == pytest.approx(expected.item(), rel=1e-7)
-    _no_teacher_grad(out, s, t)
+    assert_no_teacher_grad(out, s, t)
     same = StatisticalTextureLoss()
     assert same(t, t).item() == pytest.approx(0.0, abs=1e-12)
-    assert same(_dup(s), _dup(t)).item() == pytest.approx(same(s, t).item(), rel=1e-9)
+    assert same(dup(s), dup(t)).item() == pytest.approx(same(s, t).item(), rel=1e-9)
 
 
 # ----------------------------------------------------------------------------------- BGLSSeg
 def test_bglsseg_boundary_head_value() -> None:
-    s, _ = _feats(cs=3, h=4, w=4)
-    gt = _labels(h=8, w=8)
+    s, _ = random_pair(cs=3, h=4, w=4)
+    gt = random_labels(h=8, w=8)
     loss = BoundaryHeadLoss(3, hidden_channels=4, edge_radius=1, loss_weight=2.0)
     out = loss(s, gt)
     logit = F.interpolate(loss.head(s.detach()), (8, 8), mode="bilinear",
                           align_corners=False)[:, 0]
-    edge = torch.zeros(2, 8, 8)
-    for b in range(2):
-        for i in range(8):
-            for j in range(8):
-                if gt[b, i, j] != 255:
-                    win = gt[b, max(0, i - 1):i + 2, max(0, j - 1):j + 2]
-                    edge[b, i, j] = float((win != gt[b, i, j]).any())
+    edge = ref_edges(gt, 1).double()
     valid = (gt != 255).double()
     p = 1 / (1 + (-logit).exp())
     bce = -(edge * p.log() + (1 - edge) * (1 - p).log())
@@ -594,7 +555,7 @@ def test_bglsseg_boundary_head_value() -> None:
 
 # ------------------------------------------------------------------------------- C2VKD VLFD
 def test_vlfd_value_and_anchors() -> None:
-    s, t = _feats(cs=3, ct=4)
+    s, t = random_pair(cs=3, ct=4)
     cls = nn.Conv2d(4, 5, 1)
     loss = VisualLinguisticFeatureLoss(3, 4, teacher_classifier=cls, tau=0.5, loss_weight=2.0)
     out = loss(s, t)
@@ -605,12 +566,12 @@ def test_vlfd_value_and_anchors() -> None:
     for b in range(2):
         for i in range(4):
             for j in range(4):
-                vs, vt = _unit(ps[b, :, i, j]), _unit(t.detach()[b, :, i, j])
-                terms.append(_kl(_softmax(e @ vt / 0.5, 0), _softmax(e @ vs / 0.5, 0)))
+                vs, vt = ref_unit(ps[b, :, i, j]), ref_unit(t.detach()[b, :, i, j])
+                terms.append(ref_kl(ref_softmax(e @ vt / 0.5, 0), ref_softmax(e @ vs / 0.5, 0)))
     assert out.item() == pytest.approx((2.0 * torch.stack(terms).mean()).item(), rel=1e-9)
-    _no_teacher_grad(out, s, t)
+    assert_no_teacher_grad(out, s, t)
     assert cls.weight.grad is None and loss.proj.weight.grad is not None
     assert not any("classifier" in k for k in loss.state_dict())
     with pytest.raises(RuntimeError, match="teacher classifier"):
         VisualLinguisticFeatureLoss(3, 4)(s, t)
-    assert math.isfinite(loss(_dup(s), _dup(t)).item())
+    assert math.isfinite(loss(dup(s), dup(t)).item())

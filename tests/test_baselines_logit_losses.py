@@ -3,11 +3,23 @@ boundary CE, C2VKD's PDD, CrossKD. Formulas are re-derived here with elementary 
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 from torch import nn
 
 from baselines._common import label_edges, resize_gt
+from baselines._testing import (
+    assert_no_teacher_grad,
+    dup,
+    float64_default,
+    random_labels,
+    random_pair,
+    ref_edges,
+    ref_kl,
+    ref_softmax,
+)
 from baselines.bpkd import BPKDLoss
 from baselines.c2vkd import PixelDecoupledKDLoss
 from baselines.crosskd import CrossHeadKDLoss
@@ -16,61 +28,16 @@ from baselines.kd import PixelKDLoss
 from baselines.sckd import StudentCustomizedKDLoss
 from baselines.slimseg import BoundaryCELoss
 
-
-@pytest.fixture(autouse=True)
-def _float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
-def _softmax(x: torch.Tensor, dim: int) -> torch.Tensor:
-    e = (x - x.max(dim, keepdim=True).values).exp()
-    return e / e.sum(dim, keepdim=True)
-
-
-def _kl(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    """KL(p || q) of two 1-D distributions."""
-    return (p * (p.log() - q.log())).sum()
-
-
-def _edges_loop(gt: torch.Tensor, r: int) -> torch.Tensor:
-    n, h, w = gt.shape
-    out = torch.zeros(n, h, w, dtype=torch.bool)
-    for b in range(n):
-        for i in range(h):
-            for j in range(w):
-                if gt[b, i, j] == 255:
-                    continue
-                win = gt[b, max(0, i - r):i + r + 1, max(0, j - r):j + r + 1]
-                out[b, i, j] = bool((win != gt[b, i, j]).any())
-    return out
-
-
-def _pair(n: int = 2, k: int = 5, h: int = 4, w: int = 4, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    s = torch.randn(n, k, h, w, generator=g).requires_grad_(True)
-    t = (2 * torch.randn(n, k, h, w, generator=g)).requires_grad_(True)
-    return s, t
-
-
-def _labels(n: int = 2, k: int = 5, h: int = 4, w: int = 4, seed: int = 1) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    gt = torch.randint(0, k, (n, h, w), generator=g)
-    gt[0, 0, :2] = 255
-    return gt
-
-
-def _dup(x: torch.Tensor) -> torch.Tensor:
-    return torch.cat([x, x]).detach()
+_float64 = pytest.fixture(autouse=True)(float64_default)
+_pair = partial(random_pair, cs=5, ct=5, t_scale=2.0)  # student / teacher logits, 5 classes
+_labels = partial(random_labels, k=5, ignored=2)
 
 
 # ----------------------------------------------------------------------------------------- helpers
 def test_label_edges_and_resize_gt() -> None:
     gt = _labels(h=6, w=6)
     for r in (1, 2):
-        assert torch.equal(label_edges(gt, r), _edges_loop(gt, r))
+        assert torch.equal(label_edges(gt, r), ref_edges(gt, r))
     big = torch.randint(0, 4, (2, 8, 8))
     assert torch.equal(resize_gt(big, (4, 4)), big[:, ::2, ::2])
 
@@ -81,23 +48,23 @@ def test_kd_value(reduction: str) -> None:
     s, t = _pair()
     tau, w = 2.0, 3.0
     n, k, h, wd = s.shape
-    per_pixel = torch.stack([_kl(_softmax(t[b, :, i, j] / tau, 0), _softmax(s[b, :, i, j] / tau, 0))
+    per_pixel = torch.stack([ref_kl(ref_softmax(t[b, :, i, j] / tau, 0),
+                                    ref_softmax(s[b, :, i, j] / tau, 0))
                              for b in range(n) for i in range(h) for j in range(wd)])
     total = per_pixel.sum()
     expected = {"pixelmean": total / (n * h * wd), "mean": total / (n * k * h * wd),
                 "batchmean": total / n, "sum": total}[reduction] * tau**2 * w
     out = PixelKDLoss(tau=tau, reduction=reduction, loss_weight=w)(s, t)
     assert out.item() == pytest.approx(expected.item(), rel=1e-9)
-    out.backward()
-    assert s.grad is not None and t.grad is None
+    assert_no_teacher_grad(out, s, t)
 
 
 def test_kd_zero_reduction_and_resize() -> None:
     s, t = _pair()
     loss = PixelKDLoss(tau=1.5)
     assert loss(t, t).item() == pytest.approx(0.0, abs=1e-12)
-    assert loss(_dup(s), _dup(t)).item() == pytest.approx(loss(s, t).item(), rel=1e-9)
-    doubled = PixelKDLoss(reduction="sum")(_dup(s), _dup(t)).item()
+    assert loss(dup(s), dup(t)).item() == pytest.approx(loss(s, t).item(), rel=1e-9)
+    doubled = PixelKDLoss(reduction="sum")(dup(s), dup(t)).item()
     assert doubled == pytest.approx(2 * PixelKDLoss(reduction="sum")(s, t).item(), rel=1e-9)
     small = torch.randn(2, 5, 2, 2)
     assert loss(small, t).dim() == 0  # a coarser student map is resized to the teacher's
@@ -108,15 +75,15 @@ def test_cwd_value_zero_and_reduction() -> None:
     s, t = _pair()
     tau, w = 2.0, 3.0
     n, c = s.shape[:2]
-    total = sum(_kl(_softmax(t[b, ch].flatten() / tau, 0), _softmax(s[b, ch].flatten() / tau, 0))
+    total = sum(ref_kl(ref_softmax(t[b, ch].flatten() / tau, 0),
+                       ref_softmax(s[b, ch].flatten() / tau, 0))
                 for b in range(n) for ch in range(c))
     out = ChannelWiseDivergence(tau=tau, loss_weight=w)(s, t)
     assert out.item() == pytest.approx((w * tau**2 * total / (n * c)).item(), rel=1e-9)
-    out.backward()
-    assert t.grad is None and s.grad is not None
+    assert_no_teacher_grad(out, s, t)
     loss = ChannelWiseDivergence()
     assert loss(t, t).item() == pytest.approx(0.0, abs=1e-12)
-    assert loss(_dup(s), _dup(t)).item() == pytest.approx(loss(s, t).item(), rel=1e-9)
+    assert loss(dup(s), dup(t)).item() == pytest.approx(loss(s, t).item(), rel=1e-9)
 
 
 # -------------------------------------------------------------------------------------------- SCKD
@@ -126,8 +93,8 @@ def _sckd_expected(s, t, gt, tau, mode, gate_ignored):
     for b in range(n):
         for i in range(h):
             for j in range(w):
-                ps, pt = _softmax(s[b, :, i, j] / tau, 0), _softmax(t[b, :, i, j] / tau, 0)
-                kl = _kl(pt, ps) * tau**2
+                ps, pt = ref_softmax(s[b, :, i, j] / tau, 0), ref_softmax(t[b, :, i, j] / tau, 0)
+                kl = ref_kl(pt, ps) * tau**2
                 y = int(gt[b, i, j])
                 if y == 255:
                     gate = 1.0 if not gate_ignored else None
@@ -135,7 +102,7 @@ def _sckd_expected(s, t, gt, tau, mode, gate_ignored):
                     onehot = torch.zeros(k)
                     if y != 255:
                         onehot[y] = 1
-                    g_task = _softmax(s[b, :, i, j], 0) - onehot
+                    g_task = ref_softmax(s[b, :, i, j], 0) - onehot
                     g_kd = tau * (ps - pt)
                     cos = (g_task @ g_kd) / (g_task.norm() * g_kd.norm())
                     gate = float(cos >= 0) if mode == "hard" else max(float(cos), 0.0)
@@ -150,8 +117,7 @@ def test_sckd_value(mode: str) -> None:
     out = StudentCustomizedKDLoss(tau=2.0, mode=mode, loss_weight=2.0)(s, t, gt)
     expected = 2.0 * _sckd_expected(s.detach(), t.detach(), gt, 2.0, mode, False)
     assert out.item() == pytest.approx(expected.item(), rel=1e-9)
-    out.backward()
-    assert t.grad is None and s.grad is not None
+    assert_no_teacher_grad(out, s, t)
 
 
 def test_sckd_gate_opens_for_a_correct_teacher_and_resizes_gt() -> None:
@@ -163,7 +129,7 @@ def test_sckd_gate_opens_for_a_correct_teacher_and_resizes_gt() -> None:
     big_gt = gt.repeat_interleave(2, 1).repeat_interleave(2, 2)
     assert StudentCustomizedKDLoss()(s, t, big_gt).item() == pytest.approx(sckd.item(), rel=1e-12)
     assert StudentCustomizedKDLoss()(t, t, gt).item() == pytest.approx(0.0, abs=1e-12)
-    assert StudentCustomizedKDLoss()(_dup(s), _dup(t), torch.cat([gt, gt])).item() == \
+    assert StudentCustomizedKDLoss()(dup(s), dup(t), torch.cat([gt, gt])).item() == \
         pytest.approx(sckd.item(), rel=1e-9)
 
 
@@ -177,28 +143,28 @@ def test_bpkd_value() -> None:
     out = BPKDLoss(edge_weight=we, body_weight=wb, tau_edge=tau_e, tau_body=tau_b,
                    edge_radius=1, loss_weight=2.0)(s, t, gt)
     sd, td = s.detach(), t.detach()
-    edge = _edges_loop(gt, 1)
+    edge = ref_edges(gt, 1)
     body = (gt != 255) & ~edge
     n, k = s.shape[:2]
-    edge_terms = [_kl(_softmax(td[b, :, i, j] / tau_e, 0), _softmax(sd[b, :, i, j] / tau_e, 0))
+    edge_terms = [ref_kl(ref_softmax(td[b, :, i, j] / tau_e, 0),
+                         ref_softmax(sd[b, :, i, j] / tau_e, 0))
                   for b, i, j in edge.nonzero().tolist()]
     l_edge = tau_e**2 * torch.stack(edge_terms).mean()
     body_terms = []
     for b in range(n):
         for ch in range(k):
             if body[b].any():
-                pt = _softmax(td[b, ch][body[b]] / tau_b, 0)
-                ps = _softmax(sd[b, ch][body[b]] / tau_b, 0)
-                body_terms.append(_kl(pt, ps))
+                pt = ref_softmax(td[b, ch][body[b]] / tau_b, 0)
+                ps = ref_softmax(sd[b, ch][body[b]] / tau_b, 0)
+                body_terms.append(ref_kl(pt, ps))
             else:
                 body_terms.append(torch.tensor(0.0))
     l_body = tau_b**2 * torch.stack(body_terms).sum() / (n * k)
     assert out.item() == pytest.approx((2.0 * (we * l_edge + wb * l_body)).item(), rel=1e-9)
-    out.backward()
-    assert t.grad is None and s.grad is not None
+    assert_no_teacher_grad(out, s, t)
     loss = BPKDLoss()
     assert loss(t, t, gt).item() == pytest.approx(0.0, abs=1e-10)
-    assert loss(_dup(s), _dup(t), torch.cat([gt, gt])).item() == \
+    assert loss(dup(s), dup(t), torch.cat([gt, gt])).item() == \
         pytest.approx(loss(s, t, gt).item(), rel=1e-9)
 
 
@@ -207,8 +173,8 @@ def test_boundary_ce_value() -> None:
     s, _ = _pair(h=6, w=6)
     gt = _labels(h=6, w=6)
     out = BoundaryCELoss(edge_radius=1, loss_weight=2.0)(s, gt)
-    edge = _edges_loop(gt, 1)
-    terms = [-_softmax(s.detach()[b, :, i, j], 0)[gt[b, i, j]].log()
+    edge = ref_edges(gt, 1)
+    terms = [-ref_softmax(s.detach()[b, :, i, j], 0)[gt[b, i, j]].log()
              for b, i, j in edge.nonzero().tolist()]
     assert out.item() == pytest.approx(2.0 * torch.stack(terms).mean().item(), rel=1e-9)
     out.backward()
@@ -226,20 +192,19 @@ def test_pdd_value() -> None:
     terms = []
     for b, i, j in (gt != 255).nonzero().tolist():
         y = int(gt[b, i, j])
-        ps = _softmax(s.detach()[b, :, i, j] / tau, 0)
-        pt = _softmax(t.detach()[b, :, i, j] / tau, 0)
-        tckd = _kl(torch.stack([pt[y], 1 - pt[y]]), torch.stack([ps[y], 1 - ps[y]]))
+        ps = ref_softmax(s.detach()[b, :, i, j] / tau, 0)
+        pt = ref_softmax(t.detach()[b, :, i, j] / tau, 0)
+        tckd = ref_kl(torch.stack([pt[y], 1 - pt[y]]), torch.stack([ps[y], 1 - ps[y]]))
         others = [c for c in range(5) if c != y]
-        qs = _softmax(s.detach()[b, others, i, j] / tau, 0)
-        qt = _softmax(t.detach()[b, others, i, j] / tau, 0)
-        terms.append(alpha * tckd + beta * _kl(qt, qs))
+        qs = ref_softmax(s.detach()[b, others, i, j] / tau, 0)
+        qt = ref_softmax(t.detach()[b, others, i, j] / tau, 0)
+        terms.append(alpha * tckd + beta * ref_kl(qt, qs))
     expected = 0.5 * tau**2 * torch.stack(terms).mean()
     assert out.item() == pytest.approx(expected.item(), rel=1e-6)
-    out.backward()
-    assert t.grad is None and s.grad is not None
+    assert_no_teacher_grad(out, s, t)
     loss = PixelDecoupledKDLoss()
     assert loss(t, t, gt).item() == pytest.approx(0.0, abs=1e-9)
-    assert loss(_dup(s), _dup(t), torch.cat([gt, gt])).item() == \
+    assert loss(dup(s), dup(t), torch.cat([gt, gt])).item() == \
         pytest.approx(loss(s, t, gt).item(), rel=1e-9)
 
 

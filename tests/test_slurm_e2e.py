@@ -234,6 +234,40 @@ def test_cancel_scancels_and_marks_failed(tmp_path, capsys):
     assert "cancelled 2 cells" in capsys.readouterr().out
 
 
+def test_requeued_cell_stays_running_through_submitits_exit(tmp_path, monkeypatch):
+    """USR2: submitit calls checkpoint(), requeues, then sys.exit() inside training; run_cell
+    records that exit as a failure, CellTask puts the cell back to running/REQUEUED."""
+    import suite.train
+    from suite.errors import CellFailed
+    from suite.slurm import CellTask
+
+    store = Store(tmp_path)
+    cell = _cell("c1").to_dict()
+    task = CellTask()
+
+    def preempted(cell_dict, results, wandb_mode):
+        task.checkpoint(cell_dict, results, wandb_mode)  # the signal handler
+        Store(results).mark(cell_dict["id"], "failed", reason="SystemExit: -1")  # run_cell's except
+        raise CellFailed("c1: SystemExit: -1")
+
+    monkeypatch.setattr(suite.train, "run_cell", preempted)
+    monkeypatch.setenv("SLURM_JOB_ID", "41")
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "40")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
+    with pytest.raises(SystemExit):
+        task(cell, str(tmp_path), "disabled")
+    rec = store.status_record("c1")
+    assert store.state("c1") == "running"
+    assert rec["scheduler"] == {"job_id": "40_1", "state": "REQUEUED"}
+
+    def broken(cell_dict, results, wandb_mode):  # an ordinary failure stays a failure
+        raise CellFailed("c1: boom")
+
+    monkeypatch.setattr(suite.train, "run_cell", broken)
+    with pytest.raises(CellFailed):
+        task(cell, str(tmp_path), "disabled")
+
+
 def test_no_slurm_is_one_clear_line_and_exit_2(tiny_profile, tmp_path, monkeypatch, capsys):
     empty = tmp_path / "bin"
     empty.mkdir()
