@@ -4,7 +4,7 @@ Prints, at the smoke size and at a larger size:
   * time of one BCD distillation training step / (one student training step + one teacher
     forward) -- the overhead of the distillation losses and connectors themselves;
   * peak resident memory of the context loss (forward + backward) computed in row chunks vs all
-    rows at once, each measured in a fresh process (ru_maxrss above the inputs' baseline).
+    rows at once, each measured in a fresh process (VmHWM above the inputs, peak reset first).
 
 Usage: python benchmarks/distill_overhead.py [--repeats 5]
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -98,8 +97,20 @@ def step_ratio(width: float, crop: int, batch: int, repeats: int) -> dict[str, f
     return {"distill_s": t_d, "student_plus_teacher_s": t_b, "ratio": t_d / t_b}
 
 
+def _vm(field: str) -> float:
+    """A ``/proc/self/status`` memory field in MiB (Linux)."""
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
 def _context_peak(chunk: int | None, n: int, c: int, hw: int) -> float:
-    """Peak RSS (MiB) added by one forward+backward of the context loss (run in this process)."""
+    """Peak resident memory (MiB) added by one forward+backward of the context loss.
+
+    The peak (VmHWM) is reset after imports and inputs by writing 5 to /proc/self/clear_refs,
+    so what is left is the loss's own working memory.
+    """
     import torch
 
     from suite.methods.bcd import context_divergence
@@ -107,9 +118,11 @@ def _context_peak(chunk: int | None, n: int, c: int, hw: int) -> float:
     torch.manual_seed(0)
     fs = torch.randn(n, c, hw, hw, requires_grad=True)
     ft = torch.randn(n, c, hw, hw)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+    base = _vm("VmRSS")
     context_divergence(fs, ft, chunk=chunk).backward()
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
+    return _vm("VmHWM") - base
 
 
 def memory(n: int, c: int, hw: int, chunk: int) -> dict[str, float]:
