@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -41,3 +43,26 @@ def tiny_profile(tmp_path, monkeypatch, suite_cache):
     (folder / "tiny.yaml").write_text(yaml.safe_dump(TINY_PROFILE))
     monkeypatch.setenv("SUITE_PROFILES", str(folder))
     return "tiny"
+
+
+@pytest.fixture(scope="module")
+def cluster() -> None:
+    """The single-node SLURM cluster must be up: skip when it is not, fail under slurm/test-tier.sh."""
+    problem = None
+    if shutil.which("sbatch") is None:
+        problem = "sbatch not on PATH"
+    else:
+        try:
+            # One line per partition the node is in.
+            out = subprocess.run(["sinfo", "-h", "-N", "-n", "localhost", "-o", "%t"], check=True,
+                                 capture_output=True, text=True, timeout=20).stdout
+            states = set(out.split())
+            if not states or not states <= {"idle", "mix", "alloc"}:
+                problem = f"node localhost is {sorted(states) or 'absent'}"
+        except (subprocess.SubprocessError, OSError) as exc:
+            problem = f"sinfo failed: {exc}"
+    if problem:
+        msg = f"SLURM test cluster not usable ({problem}); start it with slurm/cluster.sh start"
+        if os.environ.get("SLURM_TEST_TIER") == "1":
+            pytest.fail(msg)
+        pytest.skip(msg)

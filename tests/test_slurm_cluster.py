@@ -11,7 +11,6 @@ on their sys.path): the module is registered with cloudpickle to be pickled by v
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -39,25 +38,6 @@ def _run(*cmd: str, timeout: float = 20) -> str:
     return subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=timeout).stdout
 
 
-@pytest.fixture(scope="module")
-def cluster() -> None:
-    """The cluster must be up: skip when it is not, fail under slurm/test-tier.sh."""
-    problem = None
-    if shutil.which("sbatch") is None:
-        problem = "sbatch not on PATH"
-    else:
-        try:
-            # One line per partition the node is in.
-            states = set(_run("sinfo", "-h", "-N", "-n", "localhost", "-o", "%t").split())
-            if not states or not states <= {"idle", "mix", "alloc"}:
-                problem = f"node localhost is {sorted(states) or 'absent'}"
-        except (subprocess.SubprocessError, OSError) as exc:
-            problem = f"sinfo failed: {exc}"
-    if problem:
-        msg = f"SLURM test cluster not usable ({problem}); start it with slurm/cluster.sh start"
-        if os.environ.get("SLURM_TEST_TIER") == "1":
-            pytest.fail(msg)
-        pytest.skip(msg)
 
 
 def local_profile() -> dict:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 import time
@@ -298,24 +297,6 @@ def _sh(*cmd: str, timeout: float = 20) -> str:
     return subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=timeout).stdout
 
 
-@pytest.fixture(scope="module")
-def cluster() -> None:
-    """The cluster must be up: skip when it is not, fail under slurm/test-tier.sh."""
-    problem = None
-    if shutil.which("sbatch") is None:
-        problem = "sbatch not on PATH"
-    else:
-        try:
-            states = set(_sh("sinfo", "-h", "-N", "-n", "localhost", "-o", "%t").split())
-            if not states or not states <= {"idle", "mix", "alloc"}:
-                problem = f"node localhost is {sorted(states) or 'absent'}"
-        except (subprocess.SubprocessError, OSError) as exc:
-            problem = f"sinfo failed: {exc}"
-    if problem:
-        msg = f"SLURM test cluster not usable ({problem}); start it with slurm/cluster.sh start"
-        if os.environ.get("SLURM_TEST_TIER") == "1":
-            pytest.fail(msg)
-        pytest.skip(msg)
 
 
 def _cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
