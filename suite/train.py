@@ -422,10 +422,6 @@ def run_cell(cell: dict[str, Any], results: str, wandb_mode: str = "offline") ->
     _set_threads()
     try:
         result = train_and_evaluate(config, cid, store, cell["table"], cell["row"], attempt, wandb_mode)
-    except SystemExit:
-        # submitit exits this way after requeueing a preempted or timed-out job: the cell stays
-        # "running" and the scheduler decides (reconciled by suite.slurm), never "failed" here.
-        raise
     except BaseException as exc:  # noqa: BLE001 - every failure is recorded, then re-raised
         reason = _one_line(exc)
         log = store.cell_dir(cid) / "error.log"
