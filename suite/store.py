@@ -127,6 +127,3 @@ class Store:
             raise RuntimeError(f"cell {cell_id} already has a result; not overwriting it")
         atomic_write_json(path, result)
         self.mark(cell_id, "done")
-
-    def states(self, cell_ids: list[str]) -> dict[str, str]:
-        return {cid: self.state(cid) for cid in cell_ids}

@@ -6,7 +6,6 @@ so the same code runs in-process, in a local worker pool or as a SLURM array tas
 from __future__ import annotations
 
 import copy
-import json
 import os
 import platform
 import socket
@@ -456,7 +455,3 @@ def _copy_log(store: Store, cid: str) -> None:
 def _one_line(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}".strip().splitlines()
     return text[0][:500] if text else type(exc).__name__
-
-
-def load_result(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())

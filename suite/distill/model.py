@@ -21,6 +21,7 @@ from suite.distill.recorders import ModuleOutputsRecorder
 from suite.errors import SuiteError
 from suite.methods import build_connector, build_loss
 from suite.methods.bcd import weight_decay_alpha
+from suite.methods.registry import loss_class
 from suite.methods.spec import ConnectorSpec, Input, LossSpec
 
 
@@ -147,7 +148,7 @@ class DistillationModel(BaseModel):
 
     def _build_loss(self, spec: LossSpec, shapes_s: dict, shapes_t: dict, conn: dict) -> nn.Module:
         kwargs = dict(spec.kwargs, loss_weight=spec.weight)
-        params = inspect.signature(build_loss_class(spec.type)).parameters
+        params = inspect.signature(loss_class(spec.type)).parameters
         if spec.channels_from:
             key = spec.channels_from
             if key in conn:
@@ -218,9 +219,3 @@ class DistillationModel(BaseModel):
     def student_state_dict(self) -> dict[str, Tensor]:
         """The student's weights alone: no teacher, connector or loss parameters."""
         return self.student.state_dict()
-
-
-def build_loss_class(name: str) -> type:
-    from suite.methods.registry import LOSSES, _lookup
-
-    return _lookup(LOSSES, name, "loss")

@@ -43,12 +43,17 @@ def _lookup(registry: Registry, name: str, what: str) -> Any:
     return obj
 
 
+def loss_class(name: str) -> type[nn.Module]:
+    """The registered loss class ``name`` (its ``__init__`` tells which channels it wants)."""
+    return _lookup(LOSSES, name, "loss")
+
+
 def build_loss(name: str, **kwargs: Any) -> nn.Module:
     """Build a registered distillation loss by name, e.g. ``build_loss("cwd", tau=1.0, loss_weight=3.0)``.
 
     The returned module's ``forward(preds_S, preds_T[, gt])`` returns a scalar (MMRazor's convention).
     """
-    return _lookup(LOSSES, name, "loss")(**kwargs)
+    return loss_class(name)(**kwargs)
 
 
 def build_connector(name: str, **kwargs: Any) -> nn.Module:
