@@ -22,6 +22,11 @@ STATES = ("done", "missing", "failed", "running")
 STALE_AFTER_S = 600.0
 
 
+def cache_dir() -> Path:
+    """Where the suite caches generated data and resolved method records (``SUITE_CACHE``)."""
+    return Path(os.environ.get("SUITE_CACHE", Path.home() / ".cache" / "suite"))
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

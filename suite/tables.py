@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -21,7 +20,7 @@ import yaml
 
 from suite.errors import SpecError, SuiteError
 from suite.profiles import EXPERIMENTS, data_root, find_yaml, for_dataset, load_profile, yaml_names
-from suite.store import atomic_write_json, read_json
+from suite.store import atomic_write_json, cache_dir, read_json
 
 TABLE_DIR = EXPERIMENTS / "tables"
 ROW_KEYS = {"row", "method", "options", "columns"}
@@ -117,7 +116,7 @@ def code_version() -> str:
 
 
 def _record_cache() -> Path:
-    root = Path(os.environ.get("SUITE_CACHE", Path.home() / ".cache" / "suite"))
+    root = cache_dir()
     return root / "methods" / f"{code_version()}.json"
 
 

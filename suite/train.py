@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from suite.errors import CellFailed, SuiteError
-from suite.store import Store, atomic_write_text
+from suite.store import Store, atomic_write_text, cache_dir
 
 PACKAGES = ("torch", "mmcv", "mmengine", "mmsegmentation", "mmdet", "wandb", "submitit", "numpy")
 
@@ -44,10 +44,6 @@ def git_sha() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return (sha + ("-dirty" if dirty else "")) if sha else "unknown"
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("SUITE_CACHE", Path.home() / ".cache" / "suite"))
 
 
 # ----------------------------------------------------------------------------- config building
