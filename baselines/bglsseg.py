@@ -80,7 +80,7 @@ def bglsseg(options: dict[str, Any] | None = None) -> MethodSpec:
                 inputs={"preds_S": S("low_level"), "gt_seg": GT_SEG},
                 kwargs={"edge_radius": o["edge_radius"],
                         "hidden_channels": o["hidden_channels"]},
-                channels_from="low_level"),
+                channels_from="low_level", width_kwargs=("hidden_channels",)),
         },
         needs_gt=True, reimplementation=True,
         unverified=["the whole KD formulation (BGLSSeg is an architecture paper)",

@@ -24,6 +24,8 @@ Three terms, summed with their own weights:
 3. holistic (``loss_skd_adv``, type ``holistic_adv``): WGAN-GP on the logits, see
    :class:`baselines._common.HolisticAdversarialLoss` (critic: spectral-norm SAGAN
    discriminator, its own Adam, lr 4e-4, betas (0.9, 0.99), critic term weight 0.1, GP 10).
+   The critic's base width ``d_conv_dim`` (64) follows the cell's width multiplier, as the
+   student and teacher do (16 at the smoke profile's quarter width).
 
 Defaults (upstream ``train_options.py`` / ``run_train_val.sh``): pixel 10, pair 1 (the released
 script uses 0.5), pool scale 0.5, adversarial 0.1 (generator), critic weight 0.1, GP 10, tau 1.
@@ -88,7 +90,7 @@ def adversarial_spec(o: dict[str, Any], weight_key: str = "adv_weight") -> LossS
         type="holistic_adv", weight=float(o[weight_key]),
         inputs={"preds_S": S("logits"), "preds_T": T("logits")},
         kwargs={k: o[k] for k in CRITIC_DEFAULTS},
-        channels_from="logits")
+        channels_from="logits", width_kwargs=("d_conv_dim",))
 
 
 @METHODS.register_module(name="skd")

@@ -74,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: finished cells are kept; run again to resume the rest", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `suite plan table3 | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def results_path(args: argparse.Namespace) -> Path:

@@ -65,9 +65,11 @@ class Scheduler:
         self.outcome = Outcome(skipped=[c.id for c in skipped])
         self.waiting = {c.id: c for c in self.todo}
         self.running_ids: set[str] = set()
+        self.needed = {d for c in self.todo for d in c.depends_on}
 
     def ready(self) -> list[Cell]:
-        """Cells whose dependencies are done; dependents of failed cells fail at once."""
+        """Cells whose dependencies are done, those that others wait for (teachers) first;
+        dependents of failed cells fail at once."""
         out = []
         pending_ids = set(self.waiting) | self.running_ids
         for cid, cell in list(self.waiting.items()):
@@ -79,7 +81,7 @@ class Scheduler:
             elif all(s == "done" for s in states.values()):
                 out.append(cell)
                 del self.waiting[cid]
-        return out
+        return sorted(out, key=lambda c: c.id not in self.needed)
 
     def abandon(self) -> None:
         """Cells left waiting when nothing else can run: their dependency runs elsewhere."""

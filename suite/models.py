@@ -80,7 +80,8 @@ def mmseg_config_path(relative: str) -> Path:
     return path
 
 
-def _scaled(channels: int, width: float) -> int:
+def scaled_channels(channels: int, width: float) -> int:
+    """``channels`` times the width multiplier, at least 4 (every network of a cell shrinks alike)."""
     return max(4, int(round(channels * width)))
 
 
@@ -107,7 +108,7 @@ def segmentor_config(
     cfg = Config.fromfile(str(mmseg_config_path(arch.base)))
     model = copy.deepcopy(cfg.model.to_dict())
     norm_cfg = dict(type=norm, requires_grad=True)
-    base = _scaled(64, width)
+    base = scaled_channels(64, width)
     stages = stage_channels(arch.depth, base)
 
     model["pretrained"] = None
@@ -118,16 +119,16 @@ def segmentor_config(
     head = model["decode_head"]
     head.update(
         in_channels=stages[3],
-        channels=_scaled(arch.head_channels, width),
+        channels=scaled_channels(arch.head_channels, width),
         num_classes=num_classes,
         norm_cfg=norm_cfg,
     )
     if arch.c1_channels is not None:
-        head.update(c1_in_channels=stages[0], c1_channels=_scaled(arch.c1_channels, width))
+        head.update(c1_in_channels=stages[0], c1_channels=scaled_channels(arch.c1_channels, width))
     aux = model["auxiliary_head"]
     aux.update(
         in_channels=stages[2],
-        channels=_scaled(arch.aux_channels, width),
+        channels=scaled_channels(arch.aux_channels, width),
         num_classes=num_classes,
         norm_cfg=norm_cfg,
     )

@@ -5,98 +5,35 @@ so the same code runs in-process, in a local worker pool or as a SLURM array tas
 
 from __future__ import annotations
 
-import copy
+import logging
 import os
-import platform
 import socket
-import subprocess
 import time
 import traceback
 import zipfile
 from collections.abc import Mapping
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from suite.errors import CellFailed, SuiteError
+from suite.provenance import git_sha, versions
 from suite.store import Store, atomic_write_text, cache_dir
-
-PACKAGES = ("torch", "mmcv", "mmengine", "mmsegmentation", "mmdet", "wandb", "submitit", "numpy")
-
-
-def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "absent"
-    return out
-
-
-def git_sha() -> str:
-    repo = Path(__file__).resolve().parent.parent
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
-                             text=True, timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return (sha + ("-dirty" if dirty else "")) if sha else "unknown"
-
 
 # ----------------------------------------------------------------------------- config building
 
 
-def _scale_pipeline(pipeline: list[dict], crop: list[int], base_crop: tuple[int, int]) -> list[dict]:
-    """Bring mmseg's pipeline to the profile's crop: crop sizes, and resize scales in proportion."""
-    factor = crop[0] / base_crop[0]
-    out = []
-    for step in copy.deepcopy(pipeline):
-        if step["type"] == "RandomCrop":
-            step["crop_size"] = tuple(crop)
-        if step["type"] == "Pad" and "size" in step:
-            step["size"] = tuple(crop)
-        if step["type"] in ("RandomResize", "Resize") and "scale" in step:
-            step["scale"] = tuple(int(round(s * factor)) for s in step["scale"])
-        out.append(step)
-    return out
-
-
-def _set_roots(node: Any, root: str) -> None:
-    if isinstance(node, dict):
-        if "data_root" in node:
-            node["data_root"] = root
-        for v in node.values():
-            _set_roots(v, root)
-    elif isinstance(node, list):
-        for v in node:
-            _set_roots(v, root)
-
-
 def dataloaders(config: dict[str, Any], root: str) -> dict[str, Any]:
-    """Train and val dataloaders from mmseg's own base dataset config, pointed at ``root``."""
-    from mmengine.config import Config
+    """Train and val dataloaders from mmseg's own base dataset config, pointed at ``root``, with
+    the profile's crop and resize scales in proportion (:func:`suite.data.mmseg_dataset_config`)."""
+    from suite.data import mmseg_dataset_config
 
-    from suite.data import base_config_path
-
-    base = Config.fromfile(str(base_config_path(config["dataset"])))
-    base_crop = tuple(base.get("crop_size", (512, 512)))
-    train = copy.deepcopy(base.train_dataloader.to_dict())
-    val = copy.deepcopy(base.val_dataloader.to_dict())
-    for loader in (train, val):
-        _set_roots(loader, root)
-        stack = [loader["dataset"]]
-        while stack:
-            ds = stack.pop()
-            if "datasets" in ds:
-                stack.extend(ds["datasets"])
-            if "pipeline" in ds:
-                ds["pipeline"] = _scale_pipeline(ds["pipeline"], config["crop"], base_crop)
     workers = int(config.get("num_workers", 0))
-    train.update(batch_size=config["batch_size"], num_workers=workers, persistent_workers=workers > 0)
-    val.update(batch_size=1, num_workers=workers, persistent_workers=workers > 0)
+    base = mmseg_dataset_config(config["dataset"], root, crop_size=tuple(config["crop"]),
+                                num_workers=workers)
+    train = base.train_dataloader.to_dict()
+    val = base.val_dataloader.to_dict()
+    train.update(batch_size=config["batch_size"])
+    val.update(batch_size=1)
     return {"train_dataloader": train, "val_dataloader": val}
 
 
@@ -127,6 +64,7 @@ def model_config(config: dict[str, Any], store: Store) -> dict[str, Any]:
         teacher_taps=taps(teacher["model"]),
         teacher_checkpoint=str(ckpt) if ckpt.is_file() else None,
         probe_size=preproc_size,
+        width=config["width"],
         data_preprocessor=student["data_preprocessor"],
     )
 
@@ -173,7 +111,7 @@ def runner_config(config: dict[str, Any], cell_id: str, store: Store, root: str,
             visualization=dict(type="SegVisualizationHook", draw=False),
         ),
         custom_hooks=custom_hooks,
-        env_cfg=dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
+        env_cfg=dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method=_start_method(), opencv_num_threads=0),
                      dist_cfg=dict(backend="nccl")),
         visualizer=dict(type="SegLocalVisualizer", name=f"vis-{cell_id}-{attempt}-{os.getpid()}",
                         vis_backends=vis_backends(wandb_mode, config, cell_id, table, row, attempt, cell_dir)),
@@ -186,6 +124,14 @@ def runner_config(config: dict[str, Any], cell_id: str, store: Store, root: str,
         model_wrapper_cfg=dict(type="MMDistributedDataParallel", find_unused_parameters=True),
         experiment_name=f"{cell_id}-a{attempt}-{os.getpid()}",
     )
+
+
+def _start_method() -> str:
+    """Data-loader workers start the way this process already does (a local pool's workers are
+    spawned, and mmengine would force ``fork`` with a warning); ``fork`` in a fresh process."""
+    import multiprocessing
+
+    return multiprocessing.get_start_method(allow_none=True) or "fork"
 
 
 # ----------------------------------------------------------------------------- complexity
@@ -279,17 +225,22 @@ def train_and_evaluate(config: dict[str, Any], cell_id: str, store: Store, table
     imported = config.get("import_checkpoint")
     from mmengine.config import Config
 
-    cfg = Config(cfg_dict)
+    # No yapf in Config.pretty_text: it costs about a second a call (the Runner, the W&B config
+    # and every checkpoint's meta call it), and its bare ``except`` turned a SLURM signal that
+    # arrived during a checkpoint save into a SyntaxError, so the requeued attempt never resumed.
+    cfg = Config(cfg_dict, format_python_code=False)
     if imported:
         for key in ("train_dataloader", "train_cfg", "optim_wrapper", "param_scheduler"):
             cfg.pop(key)
         cfg.resume = False
     else:
         cfg.resume = _resume(work)
-    runner = Runner.from_cfg(cfg)
-    if rank_zero():
-        _cell_logger(runner, work, attempt)
+    log = _attempt_log(work, attempt) if rank_zero() else None
+    runner = None
     try:
+        runner = Runner.from_cfg(cfg)
+        if log is not None:
+            _cell_logger(runner, log)
         model = getattr(runner.model, "module", runner.model)
         deployed = model.student if hasattr(model, "student") else model
         comp = complexity(deployed, config["crop"])
@@ -340,7 +291,7 @@ def train_and_evaluate(config: dict[str, Any], cell_id: str, store: Store, table
     finally:
         if wandb_mode != "disabled":
             finish_run()
-        _close_logger(runner)
+        _close_logger(runner, log)
 
 
 def _eval_split(dataset: str) -> str:
@@ -349,36 +300,41 @@ def _eval_split(dataset: str) -> str:
     return DATASETS[dataset].eval_split
 
 
-def _cell_logger(runner: Any, work: Path, attempt: int) -> None:
-    """INFO into ``work/attempt-N.log``; the console keeps warnings only (the progress bar and
-    status lines own it). The Runner is built with ``log_level=WARNING`` for that reason."""
-    import logging
-
+def _attempt_log(work: Path, attempt: int) -> logging.Handler:
+    """``work/attempt-N.log`` at INFO; Python warnings (deprecations in mmseg and mmengine, raised
+    while the Runner is built) go there from now on, not to the console."""
     from mmengine.logging.logger import MMFormatter
 
-    logger = runner.logger
+    work.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(work / f"attempt-{attempt}.log", mode="a")
     handler.setFormatter(MMFormatter(color=False, datefmt="%Y/%m/%d %H:%M:%S"))
     handler.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    py_warnings = logging.getLogger("py.warnings")
+    py_warnings.handlers = [handler]
+    py_warnings.propagate = False
+    return handler
+
+
+def _cell_logger(runner: Any, handler: logging.Handler) -> None:
+    """The Runner's INFO into the attempt log; the console keeps errors only (the progress bar
+    and status lines own it). The Runner is built with ``log_level=WARNING`` for that reason."""
+    logger = runner.logger
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     for other in logger.handlers:  # mmengine's console handler: errors only
         if isinstance(other, logging.StreamHandler) and not isinstance(other, logging.FileHandler):
             other.setLevel(logging.ERROR)
-    # Python warnings (deprecations in mmseg/mmengine) go to the same file, not the console.
-    logging.captureWarnings(True)
-    py_warnings = logging.getLogger("py.warnings")
-    py_warnings.handlers = [handler]
-    py_warnings.propagate = False
 
 
-def _close_logger(runner: Any) -> None:
+def _close_logger(runner: Any, handler: logging.Handler | None) -> None:
     """Close the cell's log handlers (one worker process runs many cells)."""
-    import logging
-
-    for handler in list(runner.logger.handlers):
+    if runner is not None:
+        for other in list(runner.logger.handlers):
+            other.close()
+            runner.logger.removeHandler(other)
+    if handler is not None:
         handler.close()
-        runner.logger.removeHandler(handler)
     logging.getLogger("py.warnings").handlers = []
     logging.captureWarnings(False)
 

@@ -73,3 +73,35 @@ def test_method_trains_inside_the_distiller(distill, name: str, arch: str) -> No
     total.backward()
     assert all(p.grad is None for p in model.teacher.parameters())
     assert any(p.grad is not None for p in model.student.parameters())
+
+
+@pytest.mark.parametrize(("name", "width", "expected"), [("skd", 0.25, 16), ("skd", 1.0, 64),
+                                                         ("sstkd", 0.0625, 4)])
+def test_critic_width_follows_the_cells_width_multiplier(distill, name, width, expected) -> None:
+    from suite.methods import build_method
+
+    dm, models = distill
+    spec = build_method(name)
+    model = dm.DistillationModel(
+        student=models.segmentor_config("pspnet_r18", 21, 0.0625),
+        teacher=models.segmentor_config("pspnet_r101", 21, 0.0625),
+        method=dataclasses.asdict(spec), student_taps=models.taps("pspnet_r18"),
+        teacher_taps=models.taps("pspnet_r101"), load_teacher_checkpoint=False,
+        probe_size=(32, 32), width=width)
+    critic = next(m for m in model.modules() if type(m).__name__ == "HolisticDiscriminator")
+    first = critic.blocks[0][0]
+    assert first.out_channels == expected and first.in_channels == 21  # logits: the classes
+
+
+def test_bglsseg_branch_width_follows_the_width_multiplier(distill) -> None:
+    from suite.methods import build_method
+
+    dm, models = distill
+    model = dm.DistillationModel(
+        student=models.segmentor_config("pspnet_r18", 21, 0.0625),
+        teacher=models.segmentor_config("pspnet_r101", 21, 0.0625),
+        method=dataclasses.asdict(build_method("bglsseg")), student_taps=models.taps("pspnet_r18"),
+        teacher_taps=models.taps("pspnet_r101"), load_teacher_checkpoint=False,
+        probe_size=(32, 32), width=0.5)
+    convs = [m for n, m in model.named_modules() if "bglsseg" in n and isinstance(m, torch.nn.Conv2d)]
+    assert convs[0].out_channels == 32

@@ -17,6 +17,7 @@ from suite.methods.bcd import (
     boundary_map,
     boundary_offsets,
     context_divergence,
+    pairwise_dissimilarity,
     spatial_kl,
     weight_decay_alpha,
 )
@@ -52,6 +53,31 @@ def test_boundary_path_max_hand_example():
     assert torch.allclose(b[0, right2, 0], torch.tensor([1.0, 1.0, 0.0, 0.0]), atol=1e-6)
     # plain endpoint affinity would have given 0 for pixel 0 at offset (0, 2)
     assert 1 - F.cosine_similarity(f[0, :, 0, 0], f[0, :, 0, 2], dim=0) < 1e-6
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 7, 9), (1, 3, 4, 40)])
+def test_dissimilarity_row_gram_and_per_offset_forms_agree(shape):
+    torch.manual_seed(0)
+    disk, _, _ = boundary_offsets(4)
+    f = torch.randn(*shape)
+    # reference: the definition, pixel by pixel, border neighbours clamped (replicate padding)
+    n, _, h, w = shape
+    ref = torch.empty(n, len(disk), h, w)
+    for k, (dy, dx) in enumerate(disk):
+        for y in range(h):
+            for x in range(w):
+                yy, xx = min(max(y + dy, 0), h - 1), min(max(x + dx, 0), w - 1)
+                ref[:, k, y, x] = 1 - F.cosine_similarity(f[:, :, y, x], f[:, :, yy, xx], dim=1)
+    grads = []
+    for gram_width in (0, 64):  # per-offset products, row Gram
+        x = f.clone().requires_grad_(True)
+        out = pairwise_dissimilarity(x, disk, gram_width=gram_width)
+        assert torch.allclose(out, ref, atol=1e-5)
+        (out * torch.linspace(0, 1, out.numel()).view_as(out)).sum().backward()
+        grads.append(x.grad)
+    assert torch.allclose(grads[0], grads[1], atol=1e-5)
+    with pytest.raises(ValueError, match="grouped by dy"):
+        pairwise_dissimilarity(f, [(0, 1), (1, 0), (0, 2)], gram_width=64)
 
 
 def test_boundary_hard_variant_is_binary_forward():

@@ -447,9 +447,9 @@ def test_interrupted_cell_requeues_and_resumes_from_its_checkpoint(cluster, tiny
     from submitit.slurm.slurm import SlurmJob
 
     student = next(c for c in expand("table1", tiny_profile) if c.row == "student")
-    # a sparse checkpoint interval: a USR2 that lands inside mmengine's checkpoint save (which
-    # formats the config with yapf) is swallowed as a SyntaxError there; see the README
-    cell = _variant(student, iters=60, checkpoint={"interval": 20, "keep": 1})
+    # dense checkpoints, so the USR2 often lands inside a save: the save must not swallow it
+    # (mmengine's yapf config formatting used to turn it into a SyntaxError)
+    cell = _variant(student, iters=60, checkpoint={"interval": 3, "keep": 1})
     store = Store(tmp_path / "results")
     outcome = submit([cell], store, wandb="disabled", cluster_profile="local", table="table1")
     job = SlurmJob(folder=store.root / "slurm" / "table1", job_id=outcome.submitted[cell.id])

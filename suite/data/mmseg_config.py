@@ -62,6 +62,14 @@ def _rewrite(node: Any, data_root: str, scale: tuple[int, int] | None,
             _rewrite(value, data_root, scale, crop)
 
 
+def _base_scale(cfg: Any) -> tuple[int, int]:
+    """The resize scale of mmseg's training pipeline (the same as its test pipeline's)."""
+    for step in cfg.train_pipeline:
+        if step["type"] in ("RandomResize", "Resize") and "scale" in step:
+            return tuple(step["scale"])
+    raise ValueError(f"no resize scale in {cfg.filename}")
+
+
 def mmseg_dataset_config(
     name: str,
     data_root: Path | str,
@@ -71,8 +79,11 @@ def mmseg_dataset_config(
 ) -> Any:
     """mmseg's base dataset config of ``name`` (an ``mmengine.Config``) for ``data_root``.
 
-    ``scale``/``crop_size`` default to :func:`default_sizes` of the generated image size when
-    ``data_root`` holds a generated dataset (its ``.complete`` marker), else stay mmseg's.
+    With ``crop_size`` alone, every resize ``scale`` is mmseg's scaled by the same factor as the
+    crop (crop 64 on VOC, whose crop is 512 under a (2048, 512) scale, gives (256, 64)): the
+    paper protocol at a smaller size. With neither, both default to :func:`default_sizes` of the
+    generated image size when ``data_root`` holds a generated dataset (its ``.complete``
+    marker), else stay mmseg's.
     ``num_workers`` (if given) is set on every dataloader, with ``persistent_workers`` off
     when it is 0.
     """
@@ -81,7 +92,10 @@ def mmseg_dataset_config(
     cfg = Config.fromfile(str(base_config_path(name)))
     root = str(data_root)
     found = _find_marker(Path(data_root))
-    if found is not None and (scale is None or crop_size is None):
+    if crop_size is not None and scale is None:
+        factor = crop_size[0] / tuple(cfg.get("crop_size", (512, 512)))[0]
+        scale = tuple(int(round(s * factor)) for s in _base_scale(cfg))
+    elif found is not None and (scale is None or crop_size is None):
         size = tuple(found[1]["size"])
         d_scale, d_crop = default_sizes(name, (int(size[0]), int(size[1])))
         scale = d_scale if scale is None else scale

@@ -23,6 +23,7 @@ from suite.methods import build_connector, build_loss
 from suite.methods.bcd import weight_decay_alpha
 from suite.methods.registry import loss_class
 from suite.methods.spec import ConnectorSpec, Input, LossSpec
+from suite.models import scaled_channels
 
 
 class TeacherCheckpointError(SuiteError):
@@ -61,6 +62,7 @@ class DistillationModel(BaseModel):
         student_taps / teacher_taps: tap name -> module name(s) of each model.
         teacher_checkpoint: the trained teacher's checkpoint (required unless ``probe_only``).
         probe_size: (H, W) of the dummy input used to probe the recorded shapes.
+        width: the cell's width multiplier; scales each loss's ``width_kwargs``.
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class DistillationModel(BaseModel):
         data_preprocessor: dict | None = None,
         init_cfg: dict | None = None,
         load_teacher_checkpoint: bool = True,
+        width: float = 1.0,
     ) -> None:
         super().__init__(data_preprocessor=data_preprocessor or student.get("data_preprocessor"),
                          init_cfg=init_cfg)
@@ -92,6 +95,7 @@ class DistillationModel(BaseModel):
         conn_specs = {k: _as_dataclass(v, ConnectorSpec) for k, v in method.get("connectors", {}).items()}
         self.use_weight_decay = bool(method.get("weight_decay", False))
         self.method_name = method.get("name", "")
+        self.width = width
 
         used_s = {i.tap for s in self.loss_specs.values() for i in s.inputs.values() if i.source == "student"}
         used_t = {i.tap for s in self.loss_specs.values() for i in s.inputs.values() if i.source == "teacher"}
@@ -148,6 +152,8 @@ class DistillationModel(BaseModel):
 
     def _build_loss(self, spec: LossSpec, shapes_s: dict, shapes_t: dict, conn: dict) -> nn.Module:
         kwargs = dict(spec.kwargs, loss_weight=spec.weight)
+        for key in spec.width_kwargs:
+            kwargs[key] = scaled_channels(int(kwargs[key]), self.width)
         params = inspect.signature(loss_class(spec.type)).parameters
         if spec.channels_from:
             key = spec.channels_from

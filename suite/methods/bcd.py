@@ -100,20 +100,36 @@ def boundary_offsets(radius: int) -> tuple[list[tuple[int, int]], list[tuple[int
     return disk, half, paths
 
 
-def pairwise_dissimilarity(f: Tensor, offsets: list[tuple[int, int]]) -> Tensor:
+def pairwise_dissimilarity(f: Tensor, offsets: list[tuple[int, int]], gram_width: int = 32) -> Tensor:
     """1 - cos(f_i, f_{i+o}) for every pixel i and offset o: N x len(offsets) x H x W.
 
-    Neighbours outside the map take the border value (replicate padding).
+    Neighbours outside the map take the border value (replicate padding). ``offsets`` must be
+    grouped by ``dy`` (as :func:`boundary_offsets` returns them). Maps up to ``gram_width``
+    wide use one row-Gram matmul per ``dy`` (a few large ops; the per-offset form is dominated
+    by per-op overhead there); wider maps use one product per offset, which does not compute
+    the W-fold wider Gram rows.
     """
     f = F.normalize(f, dim=1, eps=1e-6)
-    _, _, h, w = f.shape
+    n, _, h, w = f.shape
     r = max(max(abs(dy), abs(dx)) for dy, dx in offsets)
     fp = F.pad(f, (r, r, r, r), mode="replicate")
-    out = [
-        1.0 - (f * fp[:, :, r + dy : r + dy + h, r + dx : r + dx + w]).sum(dim=1)
-        for dy, dx in offsets
-    ]
-    return torch.stack(out, dim=1)
+    if w > gram_width:
+        out = [
+            1.0 - (f * fp[:, :, r + dy : r + dy + h, r + dx : r + dx + w]).sum(dim=1)
+            for dy, dx in offsets
+        ]
+        return torch.stack(out, dim=1)
+    groups = {dy: [dx for d, dx in offsets if d == dy] for dy, _ in offsets}
+    if [(dy, dx) for dy, dxs in groups.items() for dx in dxs] != list(offsets):
+        raise ValueError("pairwise_dissimilarity: offsets must be grouped by dy")
+    rows = f.permute(0, 2, 3, 1)  # N x H x W x C
+    xs = torch.arange(w, device=f.device)
+    parts = []
+    for dy, dxs in groups.items():
+        gram = rows @ fp[:, :, r + dy : r + dy + h, :].permute(0, 2, 1, 3)  # N x H x W x (W + 2r)
+        index = xs[:, None] + r + torch.tensor(dxs, device=f.device)[None, :]
+        parts.append(torch.gather(gram, 3, index.expand(n, h, w, len(dxs))))
+    return 1.0 - torch.cat(parts, dim=3).permute(0, 3, 1, 2)
 
 
 def boundary_map(f: Tensor, radius: int, hard: bool = False, threshold: float = 0.5) -> Tensor:

@@ -63,6 +63,10 @@ class LossSpec:
     kwargs: dict[str, Any] = field(default_factory=dict)
     channels_from: str | None = None
     decays: bool = False  # scaled by the weight-decay time function alpha(t) when it is on
+    # kwargs that are channel widths of the loss's own networks (a critic, a training-only
+    # branch): multiplied by the cell's width multiplier like the student and teacher, so a
+    # quarter-width smoke cell does not train a full-width critic (1.0 = the paper's width)
+    width_kwargs: tuple[str, ...] = ()
 
 
 @dataclass
