@@ -46,3 +46,13 @@ def test_malformed_or_unknown_method_specs(tmp_path, monkeypatch, capsys):
                      "student: pspnet_r18\nrows:\n  - {row: x, method: bcd, options: {radius: 5, colour: 1}}\n")
     assert main(["plan", "mine"]) == 2
     assert "unknown options ['colour']" in capsys.readouterr().err
+
+
+def test_output_into_a_closed_pipe_is_quiet():
+    import subprocess
+    import sys
+
+    proc = subprocess.run(f"{sys.executable} -m suite plan table3 | head -n 1", shell=True,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.stdout.startswith("table3: 63 cells")
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr

@@ -137,3 +137,17 @@ def test_voc_aug_concat_dataloader(roots: dict[str, Path]) -> None:
     batch = next(iter(loader))
     assert len(batch["inputs"]) == 4
     assert all(tuple(x.shape) == (3, 96, 96) for x in batch["inputs"])  # cropped and padded
+
+
+@pytest.mark.parametrize(("name", "crop", "scale"), [("voc2012", (64, 64), (256, 64)),
+                                                      ("cityscapes", (64, 128), (256, 128))])
+def test_a_crop_alone_scales_every_resize_in_proportion(name, crop, scale, roots) -> None:
+    """The paper protocol at a smaller size: crop 512 under scale (2048, 512) becomes crop 64
+    under (256, 64); Cityscapes' 512x1024 crop under (2048, 1024) becomes 64x128 under (256, 128)."""
+    cfg = mmseg_dataset_config(name, roots[name], crop_size=crop, num_workers=0)
+    steps = [s for key in ("train_pipeline", "test_pipeline") for s in cfg[key]]
+    assert {tuple(s["scale"]) for s in steps if s["type"] in ("RandomResize", "Resize")} == {scale}
+    assert [tuple(s["crop_size"]) for s in steps if s["type"] == "RandomCrop"] == [crop]
+    train = cfg.train_dataloader.dataset
+    datasets = train.get("datasets", [train])
+    assert all(d["data_root"] == str(roots[name]) for d in datasets)

@@ -107,3 +107,15 @@ def test_running_cell_with_dead_process_counts_as_failed(tmp_path):
     store.mark("dead", "running", new_attempt=True, pid=2**22 + 12345)
     assert store.state("dead") == "failed"
     assert "resume" in store.reason("dead")
+
+
+def test_scheduler_dispatches_the_cells_others_wait_for_first(tmp_path):
+    from suite.launch import Scheduler
+
+    cells = expand("table3", "smoke", require_roots=False)
+    voc = [c for c in cells if c.config["dataset"] == "voc2012"]
+    student = next(c for c in voc if c.row == "student")
+    teacher = next(c for c in voc if c.row == "teacher")
+    kd = next(c for c in voc if c.row == "kd")
+    sched = Scheduler([student, kd, teacher], Store(tmp_path), echo=lambda line: None)
+    assert [c.row for c in sched.ready()] == ["teacher", "student"]  # kd waits for its teacher
