@@ -37,7 +37,6 @@ def vis_backends(mode: str, config: dict[str, Any], cell_id: str, table: str, ro
     backends: list[dict[str, Any]] = [dict(type="LocalVisBackend")]
     if mode == "disabled":
         return backends
-    _register_backend()
     init_kwargs = dict(
         project=os.environ.get("WANDB_PROJECT", "suite"),
         group=table,
@@ -53,33 +52,9 @@ def vis_backends(mode: str, config: dict[str, Any], cell_id: str, table: str, ro
     )
     if os.environ.get("WANDB_ENTITY"):
         init_kwargs["entity"] = os.environ["WANDB_ENTITY"]
+    # registered by importing suite.wandb_backend (train_and_evaluate does)
     return backends + [dict(type="ConfigOnlyWandbVisBackend", save_dir=str(cell_dir / "wandb"),
                             init_kwargs=init_kwargs)]
-
-
-def _register_backend() -> None:
-    """Register :class:`ConfigOnlyWandbVisBackend` in mmengine's ``VISBACKENDS``."""
-    from mmengine.registry import VISBACKENDS
-    from mmengine.visualization import WandbVisBackend
-    from mmengine.visualization.vis_backend import force_init_env
-
-    if "ConfigOnlyWandbVisBackend" in VISBACKENDS.module_dict:
-        return
-
-    @VISBACKENDS.register_module()
-    class ConfigOnlyWandbVisBackend(WandbVisBackend):
-        """mmengine's W&B backend, minus ``run.log_code()`` in ``add_config``.
-
-        mmengine's backend calls ``log_code()`` on the current directory, which walks and hashes
-        every ``.py`` below it (a virtual environment included: ~15k files, ~10 s a cell). The
-        run records the git commit instead (``git_sha`` in its config and the cell's result).
-        """
-
-        @force_init_env
-        def add_config(self, config: Any, **kwargs: Any) -> None:
-            allow = bool((self._init_kwargs or {}).get("allow_val_change", False))
-            self._wandb.config.update(config.to_dict(), allow_val_change=allow)
-
 
 
 def summarise_run(summary: dict[str, Any]) -> dict[str, str]:

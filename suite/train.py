@@ -208,6 +208,7 @@ def train_and_evaluate(config: dict[str, Any], cell_id: str, store: Store, table
     import suite.distill.hooks  # noqa: F401  (registers the hooks)
     import suite.distill.model  # noqa: F401  (registers DistillationModel)
     import suite.metrics  # noqa: F401  (registers PerClassIoUMetric)
+    import suite.wandb_backend  # noqa: F401  (registers ConfigOnlyWandbVisBackend)
     from suite.checkpoints import trust
     from suite.distill.hooks import ResultCaptureHook
     from suite.tracking import finish_run

@@ -28,6 +28,8 @@ def test_config_goes_to_wandb_without_log_code(tmp_path, monkeypatch):
     from mmengine.config import Config
     from mmengine.registry import VISBACKENDS
 
+    import suite.wandb_backend  # noqa: F401  (registers the backend)
+
     def refuse(*args, **kwargs):
         raise AssertionError("log_code walks the whole working tree")
 
