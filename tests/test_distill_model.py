@@ -127,3 +127,18 @@ def test_deeplabv3plus_pair_builds_and_distills(tmp_path):
     model = _build(tmp_path, student="deeplabv3plus_r18", teacher="deeplabv3plus_r101")
     losses = model.loss(*_batch())
     assert torch.isfinite(losses["distill.loss_bd"]) and torch.isfinite(losses["distill.loss_cd"])
+
+
+def test_runner_weight_init_keeps_the_loaded_teacher(tmp_path):
+    # mmengine's Runner calls init_weights() on the whole model before training; the teacher
+    # loaded from its checkpoint must survive it (it used to be re-initialised at random).
+    ckpt, trained = _teacher_ckpt(tmp_path, seed=3)
+    model = _build(tmp_path, method="kd", ckpt=ckpt)
+    student_before = {k: v.clone() for k, v in model.student.state_dict().items()}
+    model.init_weights()
+    for key, value in trained.state_dict().items():
+        assert torch.equal(model.teacher.state_dict()[key], value), key
+    # the student is still initialised by its own init_cfg
+    changed = [k for k, v in model.student.state_dict().items()
+               if v.is_floating_point() and not torch.equal(v, student_before[k])]
+    assert changed

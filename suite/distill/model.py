@@ -85,6 +85,10 @@ class DistillationModel(BaseModel):
         self.teacher = MODELS.build(teacher)
         if load_teacher_checkpoint:
             load_teacher(self.teacher, teacher_checkpoint)
+            # The Runner calls ``init_weights()`` on the whole model before training; without this
+            # flag mmengine would re-initialise the loaded teacher (Kaiming/normal init of every
+            # backbone and head layer) and the students would distil a random network.
+            self.teacher._is_init = True
         self.teacher.eval()
         for p in self.teacher.parameters():
             p.requires_grad_(False)
