@@ -199,27 +199,42 @@ class HolisticAdversarialLoss(nn.Module):
 
     with ``x_hat = a z_T + (1-a) z_S``, ``a ~ U(0, 1)`` per image.
 
-    ``d_optimizer="adam"`` (default, as upstream): the critic has its own Adam (``d_lr``,
-    betas (0.9, 0.99)) and takes one step inside ``forward`` (training mode only) on detached
-    logits, *before* the generator term is computed (upstream steps the critic after the
-    student; the order is swapped so the generator graph never sees modified weights). The
-    critic's parameters then receive no gradient from the returned scalar. The Adam state is
-    not in ``state_dict``. ``d_optimizer="joint"``: no inner step; the critic term is added to
-    the returned scalar with zero value (``c - c.detach()``), so whatever optimizer trains the
-    loss modules updates the critic (the student never receives the critic term's gradient).
+    The critic's optimiser (``d_optimizer``) differs between the official codes:
+
+    * ``"sgd"``: SKD's official code (``networks/kd_model.py``: ``D_solver = optim.SGD(...,
+      lr_d, momentum, weight_decay)``, lr 4e-4, momentum 0.9, weight decay 5e-4 in the released
+      ``run_train_val.sh``, 1e-4 in ``train_options.py``). Upstream decays the critic's lr with
+      the student's poly schedule; here it stays at ``d_lr`` (the loss does not see the
+      iteration).
+    * ``"adam"`` (the class default): IFVD's official code (``networks/kd_model.py``:
+      ``optim.Adam(..., lr_d, [0.9, 0.99])``) and CIRKD's re-implementation; betas (0.9, 0.99).
+    * ``"joint"``: no inner step; the critic term is added to the returned scalar with zero value
+      (``c - c.detach()``), so whatever optimizer trains the loss modules updates the critic (the
+      student never receives the critic term's gradient).
+
+    With ``"sgd"``/``"adam"`` the critic takes one step inside ``forward`` (training mode only) on
+    detached logits, *before* the generator term is computed (upstream steps the critic after
+    the student; the order is swapped so the generator graph never sees modified weights). The
+    critic's parameters then receive no gradient from the returned scalar. The optimiser state is
+    not in ``state_dict``.
     """
+
+    D_OPTIMIZERS = ("sgd", "adam", "joint")
 
     def __init__(self, student_channels: int, loss_weight: float = 1.0, d_weight: float = 0.1,
                  gp_weight: float = 10.0, d_lr: float = 4e-4, d_conv_dim: int = 64,
-                 d_optimizer: str = "adam") -> None:
+                 d_optimizer: str = "adam", d_momentum: float = 0.9,
+                 d_weight_decay: float = 0.0) -> None:
         super().__init__()
-        if d_optimizer not in ("adam", "joint"):
-            raise ValueError(f"d_optimizer must be 'adam' or 'joint', got {d_optimizer!r}")
+        if d_optimizer not in self.D_OPTIMIZERS:
+            raise ValueError(f"d_optimizer must be one of {self.D_OPTIMIZERS}, got {d_optimizer!r}")
         self.loss_weight = loss_weight
         self.d_weight = d_weight
         self.gp_weight = gp_weight
         self.d_lr = d_lr
         self.d_optimizer = d_optimizer
+        self.d_momentum = d_momentum
+        self.d_weight_decay = d_weight_decay
         self.discriminator = HolisticDiscriminator(student_channels, d_conv_dim)
         self._opt: tuple[torch.optim.Optimizer, ...] = ()  # outside the module tree
 
@@ -234,10 +249,18 @@ class HolisticAdversarialLoss(nn.Module):
         gp = ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
         return self.d_weight * (loss + self.gp_weight * gp)
 
+    def _make_optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+        """SKD's SGD (momentum, weight decay) or IFVD's Adam (betas 0.9, 0.99) for the critic."""
+        if self.d_optimizer == "sgd":
+            return torch.optim.SGD(params, lr=self.d_lr, momentum=self.d_momentum,
+                                   weight_decay=self.d_weight_decay)
+        return torch.optim.Adam(params, lr=self.d_lr, betas=(0.9, 0.99),
+                                weight_decay=self.d_weight_decay)
+
     def _critic_step(self, fake: Tensor, real: Tensor) -> None:
         params = [p for p in self.discriminator.parameters() if p.requires_grad]
         if not self._opt:
-            self._opt = (torch.optim.Adam(params, lr=self.d_lr, betas=(0.9, 0.99)),)
+            self._opt = (self._make_optimizer(params),)
         with torch.enable_grad():
             grads = torch.autograd.grad(self.critic_loss(fake, real), params, allow_unused=True)
         for p, g in zip(params, grads):
@@ -249,7 +272,7 @@ class HolisticAdversarialLoss(nn.Module):
     def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
         preds_T = preds_T.detach()
         train_critic = self.training and torch.is_grad_enabled()
-        if train_critic and self.d_optimizer == "adam":
+        if train_critic and self.d_optimizer != "joint":
             self._critic_step(preds_S, preds_T)
         params = list(self.discriminator.parameters())
         flags = [p.requires_grad for p in params]

@@ -4,7 +4,8 @@ the small random inputs and elementary reference formulas the loss-value tests s
 
 Shapes (64 x 64 input, small widths): PSPNet-R18-d8 -> logits N x 21 x 8 x 8, head feature
 N x 32 x 8 x 8; DeepLabV3+-R18 -> logits N x 21 x 8 x 8 (before the final upsampling the
-decoder runs at 1/4: 16 x 16, so both resolutions are exercised), head feature N x 32 x 16 x 16.
+decoder runs at 1/4: 16 x 16, so both resolutions are exercised), head feature N x 32 x 16 x 16
+(``head_feature_preact`` has the head feature's shape and negative values: before the ReLU).
 Teachers are twice as wide (head 64, stages 32/64/128/256 vs 16/32/64/128).
 """
 
@@ -39,6 +40,7 @@ def make_taps(arch: str, side: str, n: int = 2, seed: int = 0) -> dict[str, Any]
     return {
         "logits": leaf(n, NUM_CLASSES, logit_hw, logit_hw),
         "head_feature": leaf(n, 32 * wide, head_hw, head_hw, relu=True),
+        "head_feature_preact": leaf(n, 32 * wide, head_hw, head_hw),
         "stages": stages,
         "low_level": leaf(n, 16 * wide, 16, 16, relu=True),
     }

@@ -18,8 +18,10 @@ edge band and a body, distilled with two different losses.
 
 Reductions: edge term mean over edge pixels of the batch (0 if none); body term sum over body
 positions, mean over the N*K channel maps (CWD's normalisation).
-Defaults (unverified): edge 3, body 3, tau 1 both, edge radius 1 -- CWD's weight 3 / tau 1 on
-logits, the method BPKD builds on. Attach point: ``logits``. Ground truth: yes (edges).
+Defaults (unverified): edge 3, body 3, tau 1 both, edge radius 1. No published pair backs
+them: weight 3 is the CWD paper's logit weight, which it pairs with tau 4; MMRazor's PSPNet
+config for CWD (the code BPKD builds on) pairs tau 1 with weight 5 (see :mod:`baselines.cwd`).
+Attach point: ``logits``. Ground truth: yes (edges).
 Re-implementation: yes (no training code released).
 """
 
@@ -85,7 +87,8 @@ def bpkd(options: dict[str, Any] | None = None) -> MethodSpec:
                     "tau_edge": o["tau_edge"], "tau_body": o["tau_body"],
                     "edge_radius": o["edge_radius"]})},
         needs_gt=True, reimplementation=True,
-        unverified=["edge/body weights and temperatures", "edge band width",
+        unverified=["edge/body weights and temperatures (3, 3, tau 1: no published pair)",
+                    "edge band width",
                     "body term as body-masked CWD, edge term as edge-masked pixel KL"],
         assumptions=prefixed("bpkd", {"edge_radius_logits": o["edge_radius"],
                                       "body_loss": "CWD over body pixels",

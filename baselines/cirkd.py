@@ -20,25 +20,33 @@ Terms (f = feature before the classifier, L2-normalised along channels):
    (1x1 conv - BN - ReLU - 1x1 conv, to the teacher's width) gives s; teacher t; per-class
    queues of teacher pixel embeddings (``pixel_memory_size``, 16 enqueued per class per image)
    and of teacher region embeddings (class means, ``region_memory_size``); per step,
-   ``pixel_contrast_size`` / ``region_contrast_size`` entries per class are sampled::
+   ``pixel_contrast_size // K + 1`` / ``region_contrast_size // K + 1`` entries per class (the
+   same random queue positions for every class) are sampled as the contrast set q::
 
        L_pixel  = tau_kd^2 * mean_i KL( softmax_k(t_i.q_k / tau_c) || softmax_k(s_i.q_k / tau_c) )
        L_region = same with the region queue
 
    over labelled pixels i (GT resized to the feature, 255 ignored). Queues start random
    (L2-normalised) and are filled with the current batch *before* the contrast, as upstream.
-   ``num_classes`` sizes the queues; left ``None`` they grow to the largest label seen (so the
-   class count need not be known; upstream allocates them from the dataset's class count).
+   ``num_classes`` sizes the queues; left ``None`` it is read from the teacher classifier (the
+   distiller passes it), and without one the queues grow to the largest label seen (upstream
+   allocates them from the dataset's class count).
    The queues are non-persistent buffers (not saved in checkpoints).
 
 Defaults: kd 1, minibatch 1 (tau 0.1), pixel memory 0.1, region memory 0.1 (upstream's
 Cityscapes setting; VOC uses 0.01 / 0.01), contrast tau 0.1, contrast-KD tau 1, queues
-20000 pixels / 2000 regions per class, 4096 / 1024 sampled per class per step. Sample sizes
-left ``None`` (default, "auto") are ``min(4096, P // 16)`` and ``min(1024, P // 64)`` for P
-labelled anchor pixels in the batch: upstream's values whenever P >= 65536 (its VOC setting,
-16 x 64 x 64 anchors, has exactly these ratios), proportionally smaller on tiny smoke inputs
-(4 x 8 x 8 anchors -> 16 and 4 per class). Cost per step is O(P * K * contrast_size * C) for
-P anchors, K classes; queue memory is K * (pixel + region memory) * C floats. All sizes are options.
+20000 pixels / 2000 regions per class.
+Contrast sample sizes: upstream (``train_cirkd.py``) passes ``--pixel-contrast-size 4096`` and
+``--region-contrast-size 1024`` as ``size // K + 1`` entries *per class* (K: the dataset's class
+count), the same random queue positions for every class, so about 4096 pixel and 1024 region
+entries in all, at every step and batch size. ``contrast_size_rule="fixed"`` (default) does
+exactly that, capped only by the queue length. ``contrast_size_rule="auto"`` (a deviation, after the
+suite's earlier rule for tiny smoke inputs) first shrinks the totals to ``min(4096, P // 16)``
+and ``min(1024, P // 64)`` for P labelled anchor pixels in the batch (at upstream's per-process
+batch, 2 x 64 x 64 anchors, that is 512 / 128). K is ``num_classes``, else the teacher
+classifier's output count, else the largest label seen + 1 (the queues then grow).
+Cost per step is O(P * contrast_size * C) for P anchors; queue memory is K * (pixel + region
+memory) * C floats. All sizes are options.
 Attach points: ``logits`` (kd), ``head_feature`` (relations, memory). Ground truth: yes (the
 memory term's class queues and its anchor selection). Re-implementation: no.
 """
@@ -63,6 +71,8 @@ from baselines.kd import kd_spec
 from suite.methods.divergences import softmax_kl
 from suite.methods.registry import LOSSES, METHODS
 from suite.methods.spec import GT_SEG, LossSpec, MethodSpec, S, T
+
+CONTRAST_SIZE_RULES = ("fixed", "auto")
 
 
 @LOSSES.register_module(name="cirkd_minibatch")
@@ -101,12 +111,18 @@ class MemoryContrastLoss(nn.Module):
 
     def __init__(self, student_channels: int, teacher_channels: int,
                  num_classes: int | None = None, pixel_memory_size: int = 20000,
-                 region_memory_size: int = 2000, pixel_contrast_size: int | None = None,
-                 region_contrast_size: int | None = None, pixel_update_freq: int = 16,
+                 region_memory_size: int = 2000, pixel_contrast_size: int = 4096,
+                 region_contrast_size: int = 1024, contrast_size_rule: str = "fixed",
+                 teacher_classifier: nn.Module | None = None, pixel_update_freq: int = 16,
                  contrast_tau: float = 0.1, contrast_kd_tau: float = 1.0,
                  pixel_weight: float = 1.0, region_weight: float = 1.0,
                  ignore_index: int = IGNORE_INDEX, loss_weight: float = 1.0) -> None:
         super().__init__()
+        if contrast_size_rule not in CONTRAST_SIZE_RULES:
+            raise ValueError(f"contrast_size_rule must be one of {CONTRAST_SIZE_RULES}, "
+                             f"got {contrast_size_rule!r}")
+        if num_classes is None:  # the teacher's classifier knows the class count
+            num_classes = getattr(teacher_classifier, "out_channels", None)
         self.project_head = nn.Sequential(
             nn.Conv2d(student_channels, teacher_channels, 1, bias=False),
             nn.BatchNorm2d(teacher_channels), nn.ReLU(inplace=True),
@@ -116,6 +132,7 @@ class MemoryContrastLoss(nn.Module):
         self.region_memory_size = region_memory_size
         self.pixel_contrast_size = pixel_contrast_size
         self.region_contrast_size = region_contrast_size
+        self.contrast_size_rule = contrast_size_rule
         self.pixel_update_freq = pixel_update_freq
         self.contrast_tau = contrast_tau
         self.contrast_kd_tau = contrast_kd_tau
@@ -175,11 +192,18 @@ class MemoryContrastLoss(nn.Module):
                     self.pixel_queue[cls, ptr:ptr + k] = vals
                     self.pixel_ptr[cls] = (ptr + k) % self.pixel_memory_size
 
-    @staticmethod
-    def _contrast_size(value: int | None, upstream: int, cap: int, memory: int) -> int:
-        """``None`` (auto): ``min(upstream, cap)``; an explicit value wins. At most ``memory``."""
-        size = min(upstream, cap) if value is None else value
-        return max(1, min(size, memory))
+    def contrast_sizes(self, num_anchors: int) -> tuple[int, int]:
+        """Queue entries sampled *per class* for the pixel and region contrast.
+
+        ``total // K + 1`` per class (upstream's split of its 4096 / 1024), the totals first
+        shrunk to ``P // 16`` / ``P // 64`` under the ``"auto"`` rule; at most the queue length.
+        """
+        k = max(1, self.pixel_queue.shape[0])
+        pix, reg = self.pixel_contrast_size, self.region_contrast_size
+        if self.contrast_size_rule == "auto":
+            pix, reg = min(pix, num_anchors // 16), min(reg, num_anchors // 64)
+        return (min(pix // k + 1, self.pixel_memory_size),
+                min(reg // k + 1, self.region_memory_size))
 
     def _contrast_kd(self, s: Tensor, t: Tensor, bank: Tensor) -> Tensor:
         logit_s = s @ bank.t() / self.contrast_tau
@@ -200,10 +224,7 @@ class MemoryContrastLoss(nn.Module):
             return 0.0 * s.sum()
         s_vec = s.permute(0, 2, 3, 1)[valid]  # P x C
         t_vec = t.permute(0, 2, 3, 1)[valid]
-        n_pix = self._contrast_size(self.pixel_contrast_size, 4096, s_vec.shape[0] // 16,
-                                    self.pixel_memory_size)
-        n_reg = self._contrast_size(self.region_contrast_size, 1024, s_vec.shape[0] // 64,
-                                    self.region_memory_size)
+        n_pix, n_reg = self.contrast_sizes(s_vec.shape[0])
         pix = self.pixel_queue[:, torch.randperm(self.pixel_memory_size, device=s.device)[:n_pix]]
         reg = self.region_queue[:, torch.randperm(self.region_memory_size, device=s.device)[:n_reg]]
         l_pixel = self._contrast_kd(s_vec, t_vec, pix.reshape(-1, self.dim))
@@ -216,7 +237,7 @@ DEFAULTS: dict[str, Any] = {
     "minibatch_weight": 1.0, "minibatch_tau": 0.1, "pooling": False,
     "pixel_memory_weight": 0.1, "region_memory_weight": 0.1,
     "num_classes": None, "pixel_memory_size": 20000, "region_memory_size": 2000,
-    "pixel_contrast_size": None, "region_contrast_size": None,
+    "pixel_contrast_size": 4096, "region_contrast_size": 1024, "contrast_size_rule": "fixed",
     "contrast_tau": 0.1, "contrast_kd_tau": 1.0,
 }
 
@@ -243,6 +264,7 @@ def cirkd(options: dict[str, Any] | None = None) -> MethodSpec:
                     "region_memory_size": o["region_memory_size"],
                     "pixel_contrast_size": o["pixel_contrast_size"],
                     "region_contrast_size": o["region_contrast_size"],
+                    "contrast_size_rule": o["contrast_size_rule"],
                     "contrast_tau": o["contrast_tau"], "contrast_kd_tau": o["contrast_kd_tau"],
                     "pixel_weight": ratios[0], "region_weight": ratios[1]},
             channels_from="head_feature")
@@ -251,7 +273,12 @@ def cirkd(options: dict[str, Any] | None = None) -> MethodSpec:
         unverified=["memory weights 0.1/0.1 are upstream's Cityscapes values (VOC: 0.01/0.01)"],
         assumptions=prefixed("cirkd", {
             "num_classes": o["num_classes"], "pixel_memory_size": o["pixel_memory_size"],
-            "region_memory_size": o["region_memory_size"]}),
+            "region_memory_size": o["region_memory_size"],
+            "contrast_sizes": (f"{o['pixel_contrast_size']} pixel / {o['region_contrast_size']} "
+                               "region entries in all, size // K + 1 per class"
+                               + (" (upstream)" if o["contrast_size_rule"] == "fixed" else
+                                  ", totals shrunk to P//16 and P//64 anchors (not upstream)")),
+            "contrast_size_rule": o["contrast_size_rule"]}),
         paper="C. Yang, H. Zhou, Z. An, X. Jiang, Y. Xu, Q. Zhang, CVPR 2022, Cross-image "
               "relational knowledge distillation for semantic segmentation",
     )

@@ -2,26 +2,36 @@
 
 Paper: J. Wang, Y. Chen, Z. Zheng, X. Li, M.-M. Cheng, Q. Hou, "CrossKD: cross-head knowledge
 distillation for object detection", CVPR 2024. Reference code: jbwang1997/CrossKD (mmdet 3.x;
-detection only).
+detection only; ``mmdet/models/detectors/crosskd_gfl.py``: ``forward_crosskd_single``,
+``reuse_teacher_head``, ``align_scale``).
 
 CrossKD feeds an intermediate feature of the *student's* head through the *teacher's* remaining
-head layers and distils the resulting "cross-head" prediction towards the teacher's prediction,
-instead of mimicking the teacher with the student's own head. For mmseg decode heads the only
-layer after the feature tap is the classifier ``conv_seg`` (dropout is off in the frozen
-teacher), so::
+head layers and distils the resulting "cross-head" prediction towards the teacher's prediction.
+Upstream takes the head feature *before* its activation (``activate=False`` at
+``reused_teacher_head_idx``), always re-normalises it to the teacher feature's per-channel
+statistics (``align_scale``), applies the activation, then the teacher's remaining layers. For
+mmseg decode heads the layers after the last ConvModule's BatchNorm are its ReLU and the
+classifier ``conv_seg`` (dropout is off in the frozen teacher), so::
 
-    z_X  = conv_seg_T( A(f_S) )          A: 1x1 conv student width -> teacher width (trainable,
-                                            identity when widths match; our addition, as upstream
-                                            pairs heads of equal width)
-    L    = w * tau^2 * mean_{n,i} KL( softmax(z_T[n,:,i]/tau) || softmax(z_X[n,:,i]/tau) )
+    g      = A(f_S)           A: 1x1 conv student width -> teacher width (trainable, identity
+                                  when widths match; ours, upstream pairs heads of equal width)
+    g_hat  = (g - mu_S) / (sigma_S + 1e-6) * sigma_T + mu_T          (align_scale)
+             mu, sigma: per-channel mean and unbiased std over N, H, W of g and of f_T
+             (f_T detached; the student's statistics carry gradient, as upstream)
+    z_X    = conv_seg_T( ReLU(g_hat) )      (ReLU only at the pre-activation tap)
+    L      = w * tau^2 * mean_{n,i} KL( softmax(z_T[n,:,i]/tau) || softmax(z_X[n,:,i]/tau) )
 
+Options: ``tap`` = ``"head_feature_preact"`` (default, upstream's cross point: the last head
+ConvModule's BatchNorm output, then ReLU) or ``"head_feature"`` (after the ReLU, no second ReLU:
+this suite's earlier cross point); ``align_scale`` = ``True`` (default, upstream always aligns)
+or ``False`` (the raw / adapted student feature goes straight into the teacher's layers, a
+deviation). With ``align_scale`` the teacher's feature at the same tap is an input of the loss.
 Reduction: sum over classes, mean over the N*h*w pixels. The teacher classifier is frozen and
 kept out of the module tree (no training, not saved); its weights are used detached, so the
 gradient reaches only f_S and A. The student keeps its own classifier and task loss.
 Defaults: weight 1, tau 1 (upstream's classification-branch KD weight 1 for GFL/RetinaNet).
-Attach points: ``head_feature`` (student), ``logits`` (teacher); ``teacher_classifier`` is the
-teacher's ``decode_head.conv_seg`` (filled by the distiller; its ``in_channels`` gives the
-teacher width when ``teacher_channels`` is not given, as the teacher's feature is not tapped).
+Attach points: ``head_feature_preact`` (student and teacher), ``logits`` (teacher);
+``teacher_classifier`` is the teacher's ``decode_head.conv_seg`` (filled by the distiller).
 Ground truth: no.
 Re-implementation: yes (no segmentation version upstream; the width adapter is ours).
 """
@@ -37,12 +47,28 @@ from baselines._common import (
     TeacherClassifierMixin,
     align_to_teacher,
     prefixed,
+    resize_to,
     resolve_options,
     width_adapter,
 )
 from suite.methods.divergences import pixel_kl
 from suite.methods.registry import LOSSES, METHODS
 from suite.methods.spec import LossSpec, MethodSpec, S, T
+
+TAPS = ("head_feature_preact", "head_feature")
+
+
+def align_scale(feat_S: Tensor, feat_T: Tensor, eps: float = 1e-6) -> Tensor:
+    """``feat_S`` standardised per channel over (N, H, W), then given ``feat_T``'s mean and std.
+
+    Unbiased standard deviations (``torch.std``'s default), ``eps`` added to the student's only,
+    as CrossKD's ``align_scale``. ``feat_T`` is used detached.
+    """
+    feat_T = feat_T.detach()
+    dims = (0, 2, 3)
+    mu_s, sd_s = feat_S.mean(dims, keepdim=True), feat_S.std(dims, keepdim=True)
+    mu_t, sd_t = feat_T.mean(dims, keepdim=True), feat_T.std(dims, keepdim=True)
+    return (feat_S - mu_s) / (sd_s + eps) * sd_t + mu_t
 
 
 @LOSSES.register_module(name="crosskd")
@@ -51,6 +77,7 @@ class CrossHeadKDLoss(TeacherClassifierMixin, nn.Module):
 
     def __init__(self, student_channels: int, teacher_channels: int | None = None,
                  teacher_classifier: nn.Module | None = None, tau: float = 1.0,
+                 align_scale: bool = True, relu: bool = False,
                  loss_weight: float = 1.0) -> None:
         super().__init__()
         if teacher_channels is None:  # the teacher's head feature is not tapped: ask conv_seg
@@ -60,6 +87,8 @@ class CrossHeadKDLoss(TeacherClassifierMixin, nn.Module):
         self.adapter = width_adapter(student_channels, teacher_channels)
         self.set_teacher_classifier(teacher_classifier)
         self.tau = tau
+        self.align_scale = align_scale
+        self.relu = relu
         self.loss_weight = loss_weight
 
     @property
@@ -67,8 +96,17 @@ class CrossHeadKDLoss(TeacherClassifierMixin, nn.Module):
         return self._require_teacher_classifier(
             "CrossKD needs the frozen teacher classifier (teacher_classifier=)")
 
-    def cross_logits(self, feat: Tensor) -> Tensor:
+    def cross_feature(self, feat: Tensor, feat_T: Tensor | None = None) -> Tensor:
+        """The student feature as the teacher's classifier receives it (adapter, align, ReLU)."""
         x = self.adapter(feat)
+        if self.align_scale:
+            if feat_T is None:
+                raise ValueError("CrossKD with align_scale needs the teacher's feature (feat_T=)")
+            x = align_scale(resize_to(x, feat_T.shape[-2:]), feat_T)
+        return F.relu(x) if self.relu else x
+
+    def cross_logits(self, feat: Tensor, feat_T: Tensor | None = None) -> Tensor:
+        x = self.cross_feature(feat, feat_T)
         cls = self.teacher_classifier
         if isinstance(cls, nn.Conv2d):
             bias = cls.bias.detach() if cls.bias is not None else None
@@ -76,30 +114,39 @@ class CrossHeadKDLoss(TeacherClassifierMixin, nn.Module):
                             cls.dilation, cls.groups)
         return cls(x)
 
-    def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
-        z_x, preds_T = align_to_teacher(self.cross_logits(preds_S), preds_T)
+    def forward(self, preds_S: Tensor, preds_T: Tensor, feat_T: Tensor | None = None) -> Tensor:
+        z_x, preds_T = align_to_teacher(self.cross_logits(preds_S, feat_T), preds_T)
         return self.loss_weight * pixel_kl(z_x, preds_T, self.tau).mean()
 
 
-DEFAULTS: dict[str, Any] = {"weight": 1.0, "tau": 1.0}
+DEFAULTS: dict[str, Any] = {"weight": 1.0, "tau": 1.0, "align_scale": True,
+                            "tap": "head_feature_preact"}
 
 
 @METHODS.register_module(name="crosskd")
 def crosskd(options: dict[str, Any] | None = None) -> MethodSpec:
-    """Student head feature -> teacher classifier, KD to the teacher's logits."""
+    """Student head feature -> (align_scale, ReLU) -> teacher classifier, KD to its logits."""
     o = resolve_options("crosskd", options, DEFAULTS)
+    if o["tap"] not in TAPS:
+        raise ValueError(f"crosskd: tap must be one of {TAPS}, got {o['tap']!r}")
+    inputs = {"preds_S": S(o["tap"]), "preds_T": T("logits")}
+    if o["align_scale"]:
+        inputs["feat_T"] = T(o["tap"])
+    relu = o["tap"] == "head_feature_preact"
     return MethodSpec(
         name="crosskd",
         losses={"loss_crosskd": LossSpec(
-            type="crosskd", weight=float(o["weight"]),
-            inputs={"preds_S": S("head_feature"), "preds_T": T("logits")},
-            kwargs={"tau": o["tau"]},
-            channels_from="head_feature")},
+            type="crosskd", weight=float(o["weight"]), inputs=inputs,
+            kwargs={"tau": o["tau"], "align_scale": bool(o["align_scale"]), "relu": relu},
+            channels_from=o["tap"])},
         needs_gt=False, reimplementation=True,
-        unverified=["segmentation adaptation: cross point = feature before the classifier",
+        unverified=["segmentation adaptation: cross point = last head ConvModule",
                     "1x1 width adapter", "KD weight/temperature for segmentation"],
-        assumptions=prefixed("crosskd", {"cross_point": "head_feature -> teacher conv_seg",
-                                         "adapter": "1x1 conv when widths differ"}),
+        assumptions=prefixed("crosskd", {
+            "cross_point": f"{o['tap']} -> {'ReLU -> ' if relu else ''}teacher conv_seg",
+            "align_scale": ("per-channel mean/std of the teacher feature (upstream)"
+                            if o["align_scale"] else "off (not upstream)"),
+            "adapter": "1x1 conv when widths differ"}),
         paper="J. Wang, Y. Chen, Z. Zheng, X. Li, M.-M. Cheng, Q. Hou, CVPR 2024, CrossKD: "
               "cross-head knowledge distillation for object detection",
     )

@@ -22,7 +22,11 @@ frequency grid and bilinearly resized to the actual grid. Upstream also fuses st
 attention-based ReviewKD-style residual paths and ramps the weight up over a warm-up epoch;
 both are left out (stages are distilled independently, constant weight).
 Reduction: mean over N*C*H*W per stage, summed over the stages. If student and teacher stage
-sizes differ, the student output is bilinearly resized.
+sizes differ, upstream (``CROSSATF.forward``) upsamples the student feature with nearest
+neighbour to the output size *before* the FAM module, so the filter works on the teacher's
+grid; option ``resize``: ``"input_nearest"`` (default, upstream) or ``"output_bilinear"`` (a
+deviation, this suite's earlier order: FAM on the student's grid, its output resized
+bilinearly). Equal sizes (the -d8 pairs here) make both the same.
 Defaults: weight 1 (upstream FAMKD_WEIGHT), all four stages, cuton 0.1.
 Attach point: ``stages`` (ResNet C2..C5). Ground truth: no. Re-implementation: yes (the
 method's code is for classification; factorised filter and independent stages are ours).
@@ -40,6 +44,8 @@ from torch import Tensor, nn
 from baselines._common import align_to_teacher, as_int_list, as_list, prefixed, resolve_options
 from suite.methods.registry import LOSSES, METHODS
 from suite.methods.spec import LossSpec, MethodSpec, S, T
+
+RESIZE_MODES = ("input_nearest", "output_bilinear")
 
 
 class FrequencyAttention(nn.Module):
@@ -81,8 +87,12 @@ class FAMLoss(nn.Module):
 
     def __init__(self, student_channels: int | Sequence[int],
                  teacher_channels: int | Sequence[int], freq_size: int = 16,
-                 cuton: float = 0.1, loss_weight: float = 1.0) -> None:
+                 cuton: float = 0.1, resize: str = "input_nearest",
+                 loss_weight: float = 1.0) -> None:
         super().__init__()
+        if resize not in RESIZE_MODES:
+            raise ValueError(f"resize must be one of {RESIZE_MODES}, got {resize!r}")
+        self.resize = resize
         s_ch = as_int_list(student_channels)
         t_ch = as_int_list(teacher_channels, len(s_ch))
         if len(s_ch) == 1 and len(t_ch) > 1:
@@ -101,11 +111,18 @@ class FAMLoss(nn.Module):
                              f"{len(feats_t)} teacher maps")
         total = feats_s[0].new_zeros(())
         for fam, s, t in zip(self.fams, feats_s, feats_t):
-            total = total + F.mse_loss(*align_to_teacher(fam(s), t))
+            total = total + self._stage_loss(fam, s, t)
         return self.loss_weight * total
 
+    def _stage_loss(self, fam: FrequencyAttention, s: Tensor, t: Tensor) -> Tensor:
+        """MSE of one stage; the student resized before (nearest) or after (bilinear) FAM."""
+        if self.resize == "input_nearest" and tuple(s.shape[-2:]) != tuple(t.shape[-2:]):
+            s = F.interpolate(s, size=tuple(t.shape[-2:]), mode="nearest")
+        return F.mse_loss(*align_to_teacher(fam(s), t))
 
-DEFAULTS: dict[str, Any] = {"weight": 1.0, "freq_size": 16, "cuton": 0.1}
+
+DEFAULTS: dict[str, Any] = {"weight": 1.0, "freq_size": 16, "cuton": 0.1,
+                            "resize": "input_nearest"}
 
 
 @METHODS.register_module(name="fam")
@@ -117,13 +134,17 @@ def fam(options: dict[str, Any] | None = None) -> MethodSpec:
         losses={"loss_fam": LossSpec(
             type="fam", weight=float(o["weight"]),
             inputs={"preds_S": S("stages"), "preds_T": T("stages")},
-            kwargs={"freq_size": o["freq_size"], "cuton": o["cuton"]},
+            kwargs={"freq_size": o["freq_size"], "cuton": o["cuton"], "resize": o["resize"]},
             channels_from="stages")},
         needs_gt=False, reimplementation=True,
         unverified=["weight for segmentation", "factorised spectral filter (channel mix x "
                     "per-channel F x F filter)", "no cross-stage fusion, no warm-up"],
         assumptions=prefixed("fam", {"spectral_weight": f"factorised, {o['freq_size']}^2 grid",
-                                     "stages": "C2..C5 independently"}),
+                                     "stages": "C2..C5 independently",
+                                     "resize": o["resize"] + (
+                                         " (student upsampled before FAM, upstream)"
+                                         if o["resize"] == "input_nearest"
+                                         else " (FAM output resized, not upstream)")}),
         paper="C. Pham, V.-A. Nguyen, T. Le, D. Phung, G. Carneiro, T.-T. Do, WACV 2024, "
               "Frequency attention for knowledge distillation",
     )

@@ -24,8 +24,11 @@ channel-add branch starts at zero, the context conv uses Kaiming (fan in) init, 
 Segmentation adaptation (ours): detection boxes become ground-truth class regions. For each
 image and each class k present (255 ignored), M_fg = 1 / (pixel count of k) on its pixels if
 k is a foreground class (not in ``background_classes``, default (0,) = VOC's background);
-M_bg = 1 / (number of background pixels) on the background pixels; ignored pixels are in
-neither. Detection's 1/(box area) weighting becomes 1/(class-region area).
+M_bg = 1 / (number of background pixels) on the background pixels. Detection's 1/(box area)
+weighting becomes 1/(class-region area). Option ``background``: ``"complement"`` (default, as
+FGD's ``Mask_bg = (Mask_fg == 0)``: every pixel that is not foreground, ignored (255) pixels
+included) or ``"labelled"`` (a deviation, this suite's earlier choice: only pixels labelled
+with a background class; ignored pixels are in neither mask).
 Defaults: alpha 1e-3, beta 5e-4, gamma 5e-4, lambda 5e-6, T 0.5 (RetinaNet/GFL values; not
 verified for segmentation). Attach point: ``head_feature``. Ground truth: yes.
 Re-implementation: yes (dense adaptation of detection code). FGD's ``init_student`` (copying
@@ -52,10 +55,19 @@ from baselines._common import (
 from suite.methods.registry import LOSSES, METHODS
 from suite.methods.spec import GT_SEG, LossSpec, MethodSpec, S, T
 
+BACKGROUNDS = ("complement", "labelled")
+
 
 def fg_bg_masks(labels: Tensor, background_classes: Sequence[int],
-                ignore_index: int = IGNORE_INDEX) -> tuple[Tensor, Tensor]:
-    """Per-pixel weights ``N x H x W``: 1/area of the pixel's foreground class, 1/#background."""
+                ignore_index: int = IGNORE_INDEX,
+                background: str = "complement") -> tuple[Tensor, Tensor]:
+    """Per-pixel weights ``N x H x W``: 1/area of the pixel's foreground class, 1/#background.
+
+    ``background="complement"``: background = not foreground (FGD); ``"labelled"``: background =
+    pixels of ``background_classes`` only (ignored pixels excluded).
+    """
+    if background not in BACKGROUNDS:
+        raise ValueError(f"background must be one of {BACKGROUNDS}, got {background!r}")
     m_fg = torch.zeros(labels.shape, dtype=torch.float32, device=labels.device)
     m_bg = torch.zeros_like(m_fg)
     for n in range(labels.shape[0]):
@@ -69,6 +81,8 @@ def fg_bg_masks(labels: Tensor, background_classes: Sequence[int],
                 bg |= region
             else:
                 m_fg[n][region] = 1.0 / region.sum()
+        if background == "complement":
+            bg = m_fg[n] == 0
         if bg.any():
             m_bg[n][bg] = 1.0 / bg.sum()
     return m_fg, m_bg
@@ -112,7 +126,8 @@ class FGDLoss(nn.Module):
     def __init__(self, student_channels: int, teacher_channels: int, temp: float = 0.5,
                  alpha: float = 1e-3, beta: float = 5e-4, gamma: float = 5e-4,
                  lambda_: float = 5e-6, background_classes: Sequence[int] = (0,),
-                 ignore_index: int = IGNORE_INDEX, loss_weight: float = 1.0) -> None:
+                 background: str = "complement", ignore_index: int = IGNORE_INDEX,
+                 loss_weight: float = 1.0) -> None:
         super().__init__()
         self.align = width_adapter(student_channels, teacher_channels)
         self.gc_s = GcBlock(teacher_channels)
@@ -120,6 +135,7 @@ class FGDLoss(nn.Module):
         self.temp, self.alpha, self.beta = temp, alpha, beta
         self.gamma, self.lambda_ = gamma, lambda_
         self.background_classes = tuple(background_classes)
+        self.background = background
         self.ignore_index = ignore_index
         self.loss_weight = loss_weight
 
@@ -127,7 +143,8 @@ class FGDLoss(nn.Module):
         preds_S, preds_T = align_to_teacher(self.align(preds_S), preds_T)
         n = preds_S.shape[0]
         labels = resize_gt(gt_seg, preds_T.shape[-2:])
-        m_fg, m_bg = fg_bg_masks(labels, self.background_classes, self.ignore_index)
+        m_fg, m_bg = fg_bg_masks(labels, self.background_classes, self.ignore_index,
+                                 self.background)
         s_t, c_t = attention(preds_T, self.temp)
         s_s, c_s = attention(preds_S, self.temp)
         weight = s_t[:, None] * c_t[:, :, None, None]  # N x C x H x W
@@ -142,7 +159,7 @@ class FGDLoss(nn.Module):
 
 DEFAULTS: dict[str, Any] = {
     "weight": 1.0, "temp": 0.5, "alpha": 1e-3, "beta": 5e-4, "gamma": 5e-4, "lambda": 5e-6,
-    "background_classes": (0,),
+    "background_classes": (0,), "background": "complement",
 }
 
 
@@ -157,13 +174,19 @@ def fgkd(options: dict[str, Any] | None = None) -> MethodSpec:
             inputs={"preds_S": S("head_feature"), "preds_T": T("head_feature"), "gt_seg": GT_SEG},
             kwargs={"temp": o["temp"], "alpha": o["alpha"], "beta": o["beta"],
                     "gamma": o["gamma"], "lambda_": o["lambda"],
-                    "background_classes": tuple(o["background_classes"])},
+                    "background_classes": tuple(o["background_classes"]),
+                    "background": o["background"]},
             channels_from="head_feature")},
         needs_gt=True, reimplementation=True,
         unverified=["alpha/beta/gamma/lambda/T are FGD's detection (RetinaNet/GFL) values",
                     "foreground = GT regions of non-background classes, weighted 1/area"],
         assumptions=prefixed("fgkd", {"foreground": "GT class regions, 1/area",
                                       "background_classes": tuple(o["background_classes"]),
+                                      "background": o["background"] + (
+                                          " (not foreground, ignored pixels included: FGD)"
+                                          if o["background"] == "complement" else
+                                          " (background classes only, ignored excluded: "
+                                          "not FGD)"),
                                       "attach": "head_feature"}),
         paper="Z. Yang, Z. Li, X. Jiang, Y. Gong, Z. Yuan, D. Zhao, C. Yuan, CVPR 2022, Focal and "
               "global knowledge distillation for detectors",

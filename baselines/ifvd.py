@@ -15,9 +15,12 @@ Reduction: mean over the N*h*w pixels (ignored pixels count, with a zero differe
 Plus, as in the released training code:
 
 * ``loss_ifvd_kd`` (type ``kd``): KL of softened logits, reduction ``"mean"`` (over N*K*h*w,
-  IFVD's ``nn.KLDivLoss()``), tau 1, weight 10;
+  IFVD's ``CriterionKD`` = ``nn.KLDivLoss()``), tau 1, weight 10, and *no* ``tau^2`` factor
+  (``tau_squared=False``, as upstream; option ``kd_tau_squared`` restores Hinton's ``tau^2``,
+  which makes no difference at tau = 1);
 * ``loss_ifvd_adv`` (type ``holistic_adv``): SKD's WGAN-GP holistic term; generator weight
-  0.001 (``--lambda-adv``), critic weight 0.1 (``--lambda-d``), GP 10, critic Adam lr 4e-4.
+  0.001 (``--lambda-adv``), critic weight 0.1 (``--lambda-d``), GP 10, critic trained with Adam
+  lr 4e-4, betas (0.9, 0.99) as IFVD's ``networks/kd_model.py`` does (SKD's own code uses SGD).
 
 Defaults: ifv 200, kd 10, adv 0.001 (upstream ``options.py``; CIRKD's re-implementation uses
 ifv 20). Attach points: ``head_feature`` (PSP-module output), ``logits``.
@@ -32,7 +35,13 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from baselines._common import IGNORE_INDEX, align_to_teacher, resize_gt, resolve_options
+from baselines._common import (
+    IGNORE_INDEX,
+    align_to_teacher,
+    prefixed,
+    resize_gt,
+    resolve_options,
+)
 from baselines.kd import kd_spec
 from baselines.skd import CRITIC_DEFAULTS, adversarial_spec
 from suite.methods.registry import LOSSES, METHODS
@@ -73,6 +82,7 @@ class IFVLoss(nn.Module):
 
 DEFAULTS: dict[str, Any] = {
     "ifv_weight": 200.0, "kd_weight": 10.0, "tau": 1.0, "kd_reduction": "mean",
+    "kd_tau_squared": False,
     "adv_weight": 0.001, **CRITIC_DEFAULTS,
 }
 
@@ -85,7 +95,8 @@ def ifvd(options: dict[str, Any] | None = None) -> MethodSpec:
         "loss_ifvd_ifv": LossSpec(
             type="ifvd", weight=float(o["ifv_weight"]),
             inputs={"preds_S": S("head_feature"), "preds_T": T("head_feature"), "gt_seg": GT_SEG}),
-        "loss_ifvd_kd": kd_spec(o["kd_weight"], o["tau"], o["kd_reduction"]),
+        "loss_ifvd_kd": kd_spec(o["kd_weight"], o["tau"], o["kd_reduction"],
+                                tau_squared=bool(o["kd_tau_squared"])),
     }
     if o["adv_weight"]:
         losses["loss_ifvd_adv"] = adversarial_spec(o)
@@ -93,6 +104,11 @@ def ifvd(options: dict[str, Any] | None = None) -> MethodSpec:
         name="ifvd", losses=losses, needs_gt=True, reimplementation=False,
         unverified=["ifv weight: 200 upstream vs 20 in CIRKD's re-implementation; users report "
                     "reproduction gaps"],
+        assumptions=prefixed("ifvd", {
+            "kd": f"reduction {o['kd_reduction']}, "
+                  + ("tau^2 applied (not upstream)" if o["kd_tau_squared"]
+                     else "no tau^2 (upstream CriterionKD)"),
+            "d_optimizer": o["d_optimizer"]}),
         paper="Y. Wang, W. Zhou, T. Jiang, X. Bai, Y. Xu, ECCV 2020, Intra-class feature "
               "variation distillation for semantic segmentation",
     )

@@ -9,11 +9,14 @@ Three terms, summed with their own weights:
 
 1. pixel-wise (``loss_skd_pixel``, type ``kd``)::
 
-       L_pi = tau^2 * mean_{n,i} KL( softmax(z_T[n,:,i]/tau) || softmax(z_S[n,:,i]/tau) )
+       L_pi = 1/(h*w) * sum_{n,i} KL( softmax(z_T[n,:,i]) || softmax(z_S[n,:,i]) )
 
-   Reduction: sum over classes, mean over N*h*w pixels (CIRKD's). Upstream computes the cross
-   entropy -sum p_T log p_S (same gradient; differs by the teacher's entropy) summed over the
-   batch and divided by h*w only, i.e. an effective weight N times larger.
+   Reduction (option ``pixel_reduction``): ``"spatialmean"`` (default, upstream's
+   ``CriterionPixelWise``): summed over the classes and the N images of the (per-process) batch,
+   divided by h*w only -- at weight 10 the gradient is N times that of a pixel mean.
+   ``"pixelmean"`` (CIRKD's re-implementation; the previous default): mean over N*h*w pixels.
+   Upstream computes the cross entropy -sum p_T log p_S; the KL here has the same student
+   gradient, its value is smaller by the teacher's entropy (a constant for the student).
 
 2. pair-wise (``loss_skd_pair``, type ``skd_pair``), on the feature before the classifier::
 
@@ -23,12 +26,16 @@ Three terms, summed with their own weights:
 
 3. holistic (``loss_skd_adv``, type ``holistic_adv``): WGAN-GP on the logits, see
    :class:`baselines._common.HolisticAdversarialLoss` (critic: spectral-norm SAGAN
-   discriminator, its own Adam, lr 4e-4, betas (0.9, 0.99), critic term weight 0.1, GP 10).
+   discriminator with its own SGD as upstream's ``D_solver`` -- lr 4e-4, momentum 0.9, weight
+   decay 5e-4 (``run_train_val.sh``); critic term weight 0.1, GP 10). Option ``d_optimizer``:
+   ``"sgd"`` (default, upstream), ``"adam"`` (IFVD's and CIRKD's choice), ``"joint"``. Upstream
+   poly-decays the critic's lr with the student's; here it is constant (an assumption).
    The critic's base width ``d_conv_dim`` (64) follows the cell's width multiplier, as the
    student and teacher do (16 at the smoke profile's quarter width).
 
-Defaults (upstream ``train_options.py`` / ``run_train_val.sh``): pixel 10, pair 1 (the released
-script uses 0.5), pool scale 0.5, adversarial 0.1 (generator), critic weight 0.1, GP 10, tau 1.
+Defaults (upstream ``utils/train_options.py`` / ``run_train_val.sh``): pixel 10 (spatialmean),
+pair 1 (the released script uses 0.5), pool scale 0.5, adversarial 0.1 (generator), critic
+weight 0.1, GP 10, critic SGD lr 4e-4 / momentum 0.9 / weight decay 5e-4, tau 1.
 Attach points: ``logits``; ``head_feature`` (PSPNet's PSP-module output).
 Ground truth: not needed. Re-implementation: no (official code); deviations: see
 :class:`~baselines._common.HolisticDiscriminator` (global-mean score head, small inputs enlarged).
@@ -36,6 +43,7 @@ Ground truth: not needed. Re-implementation: no (official code); deviations: see
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import torch.nn.functional as F  # noqa: N812
@@ -73,45 +81,70 @@ class PairWiseLoss(nn.Module):
 
 LOSSES.register_module(name="holistic_adv", module=HolisticAdversarialLoss)
 
-# the holistic critic's options (SKD's upstream values), shared by SKD, IFVD and SSTKD
+# the holistic critic's options with an Adam critic (IFVD's official choice), shared by IFVD and
+# SSTKD; SKD's official critic is trained with SGD (SKD_CRITIC_DEFAULTS)
 CRITIC_DEFAULTS: dict[str, Any] = {
     "d_weight": 0.1, "gp_weight": 10.0, "d_lr": 4e-4, "d_conv_dim": 64, "d_optimizer": "adam",
 }
+SKD_CRITIC_DEFAULTS: dict[str, Any] = {
+    **CRITIC_DEFAULTS, "d_optimizer": "sgd", "d_momentum": 0.9, "d_weight_decay": 5e-4,
+}
+PIXEL_REDUCTIONS = ("spatialmean", "pixelmean")
 DEFAULTS: dict[str, Any] = {
-    "pixel_weight": 10.0, "tau": 1.0,
+    "pixel_weight": 10.0, "tau": 1.0, "pixel_reduction": "spatialmean",
     "pair_weight": 1.0, "pool_scale": 0.5,
-    "adv_weight": 0.1, **CRITIC_DEFAULTS,
+    "adv_weight": 0.1, **SKD_CRITIC_DEFAULTS,
 }
 
 
-def adversarial_spec(o: dict[str, Any], weight_key: str = "adv_weight") -> LossSpec:
+def adversarial_spec(o: dict[str, Any], weight_key: str = "adv_weight",
+                     critic_keys: Iterable[str] = tuple(CRITIC_DEFAULTS)) -> LossSpec:
     """The holistic WGAN-GP term on the logits (shared by SKD, IFVD and SSTKD)."""
     return LossSpec(
         type="holistic_adv", weight=float(o[weight_key]),
         inputs={"preds_S": S("logits"), "preds_T": T("logits")},
-        kwargs={k: o[k] for k in CRITIC_DEFAULTS},
+        kwargs={k: o[k] for k in critic_keys},
         channels_from="logits", width_kwargs=("d_conv_dim",))
+
+
+def _assumptions(o: dict[str, Any]) -> dict[str, Any]:
+    """What this run does where SKD's official code could be read differently."""
+    critic = {"sgd": f"SGD lr {o['d_lr']}, momentum {o['d_momentum']}, weight decay "
+                     f"{o['d_weight_decay']} (upstream), constant lr (upstream: poly)",
+              "adam": f"Adam lr {o['d_lr']}, betas (0.9, 0.99), weight decay "
+                      f"{o['d_weight_decay']} (IFVD/CIRKD's choice, not SKD's)",
+              "joint": "trained by the loss modules' optimiser (not SKD)"}[o["d_optimizer"]]
+    return prefixed("skd", {
+        "pixel_reduction": o["pixel_reduction"] + (
+            " (upstream: sum over the batch / (h*w))" if o["pixel_reduction"] == "spatialmean"
+            else " (CIRKD re-implementation, not SKD's: N times weaker)"),
+        "pixel_value": "KL (upstream logs the cross entropy; same gradient)",
+        "d_optimizer": o["d_optimizer"], "critic": critic,
+        "critic_order": "critic step before the generator term (upstream: after)"})
 
 
 @METHODS.register_module(name="skd")
 def skd(options: dict[str, Any] | None = None) -> MethodSpec:
     """Structured KD: pixel-wise + pair-wise + holistic (adversarial)."""
     o = resolve_options("skd", options, DEFAULTS)
+    if o["pixel_reduction"] not in PIXEL_REDUCTIONS:
+        raise ValueError(f"skd: pixel_reduction must be one of {PIXEL_REDUCTIONS}, "
+                         f"got {o['pixel_reduction']!r}")
     losses = {
-        "loss_skd_pixel": kd_spec(o["pixel_weight"], o["tau"]),
+        "loss_skd_pixel": kd_spec(o["pixel_weight"], o["tau"], o["pixel_reduction"]),
         "loss_skd_pair": LossSpec(
             type="skd_pair", weight=float(o["pair_weight"]),
             inputs={"preds_S": S("head_feature"), "preds_T": T("head_feature")},
             kwargs={"pool_scale": o["pool_scale"]}),
     }
     if o["adv_weight"]:
-        losses["loss_skd_adv"] = adversarial_spec(o)
+        losses["loss_skd_adv"] = adversarial_spec(o, critic_keys=SKD_CRITIC_DEFAULTS)
     return MethodSpec(
         name="skd", losses=losses, needs_gt=False, reimplementation=False,
         unverified=["pair weight: 1 in train_options.py, 0.5 in the released run script",
-                    "critic score head: global mean instead of SKD's 4x4 valid conv"],
-        assumptions=prefixed("skd", {"pixel_reduction": "pixelmean",
-                                     "d_optimizer": o["d_optimizer"]}),
+                    "critic score head: global mean instead of SKD's 4x4 valid conv",
+                    "critic lr constant (upstream decays it with the student's poly schedule)"],
+        assumptions=_assumptions(o),
         paper="Y. Liu, K. Chen, C. Liu, Z. Qin, Z. Luo, J. Wang, CVPR 2019, Structured knowledge "
               "distillation for semantic segmentation",
     )

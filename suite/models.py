@@ -31,15 +31,21 @@ class Arch:
 
 _RESNET_STAGES = ["backbone.layer1", "backbone.layer2", "backbone.layer3", "backbone.layer4"]
 
+# ``head_feature_preact``: the BatchNorm output of the decode head's last ConvModule, i.e. the
+# head feature before its ReLU (TaT distils the DeepLabV3+ decoder there; CrossKD crosses there).
+# Recorded by a forward hook on the BN, so the head's ReLUs must not run in place (see
+# ``segmentor_config``): an in-place ReLU would overwrite the recorded tensor.
 _PSP_TAPS: dict[str, str | list[str]] = {
     "logits": "decode_head.conv_seg",
     "head_feature": "decode_head.bottleneck",
+    "head_feature_preact": "decode_head.bottleneck.bn",
     "stages": _RESNET_STAGES,
     "low_level": "backbone.layer1",
 }
 _DLV3P_TAPS: dict[str, str | list[str]] = {
     "logits": "decode_head.conv_seg",
     "head_feature": "decode_head.sep_bottleneck",
+    "head_feature_preact": "decode_head.sep_bottleneck.1.pointwise_conv.bn",
     "stages": _RESNET_STAGES,
     "low_level": "backbone.layer1",
 }
@@ -97,12 +103,14 @@ def segmentor_config(
     width: float = 1.0,
     norm: str = "BN",
     pretrained: str | None = None,
+    pretrained_prefix: str | None = None,
 ) -> dict[str, Any]:
     """The mmseg ``EncoderDecoder`` config dict of architecture ``name``.
 
     ``width`` multiplies every channel count (1.0 = the paper's model); ``norm`` is ``BN`` for one
-    process or ``SyncBN`` under DDP; ``pretrained`` is a local ImageNet checkpoint for the
-    backbone (nothing is ever downloaded).
+    process or ``SyncBN`` under DDP; ``pretrained`` is a local checkpoint for the backbone
+    (nothing is ever downloaded); ``pretrained_prefix`` selects the backbone's keys in a
+    whole-model checkpoint (``backbone.``).
     """
     arch = get_arch(name)
     cfg = Config.fromfile(str(mmseg_config_path(arch.base)))
@@ -114,7 +122,10 @@ def segmentor_config(
     model["pretrained"] = None
     backbone = model["backbone"]
     backbone.update(depth=arch.depth, stem_channels=base, base_channels=base, norm_cfg=norm_cfg)
-    backbone["init_cfg"] = dict(type="Pretrained", checkpoint=pretrained) if pretrained else None
+    init = dict(type="Pretrained", checkpoint=pretrained)
+    if pretrained_prefix:
+        init["prefix"] = pretrained_prefix
+    backbone["init_cfg"] = init if pretrained else None
 
     head = model["decode_head"]
     head.update(
@@ -122,6 +133,9 @@ def segmentor_config(
         channels=scaled_channels(arch.head_channels, width),
         num_classes=num_classes,
         norm_cfg=norm_cfg,
+        # mmcv's ConvModule defaults to an in-place ReLU, which would overwrite the recorded
+        # ``head_feature_preact`` tap; out of place the numbers are identical
+        act_cfg=dict(type="ReLU", inplace=False),
     )
     if arch.c1_channels is not None:
         head.update(c1_in_channels=stages[0], c1_channels=scaled_channels(arch.c1_channels, width))

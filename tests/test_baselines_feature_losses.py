@@ -152,7 +152,7 @@ def test_cirkd_memory_queues_and_value() -> None:
     s, t = random_pair(n=2, cs=3, ct=4, h=3, w=3)
     gt = random_labels(h=3, w=3)
     loss = MemoryContrastLoss(3, 4, num_classes=3, pixel_memory_size=40, region_memory_size=5,
-                              pixel_contrast_size=40, region_contrast_size=5,
+                              pixel_contrast_size=200, region_contrast_size=100,  # whole queues
                               pixel_update_freq=100, contrast_tau=0.5, contrast_kd_tau=2.0,
                               pixel_weight=1.3, region_weight=0.7, loss_weight=2.0)
     pix0, reg0 = loss.pixel_queue.clone(), loss.region_queue.clone()
@@ -277,7 +277,7 @@ def test_fgkd_value() -> None:
     gt = random_labels()
     gt[1] = 0  # an image that is all background
     loss = FGDLoss(4, 4, temp=0.5, alpha=2.0, beta=3.0, gamma=0.5, lambda_=0.25,
-                   background_classes=(0,), loss_weight=1.5)
+                   background_classes=(0,), background="labelled", loss_weight=1.5)
     g = torch.Generator().manual_seed(9)
     with torch.no_grad():
         for block in (loss.gc_s, loss.gc_t):
@@ -378,7 +378,8 @@ def _tat_expected(loss, s, t, n, m, heads, anchor):
 def test_tat_value(heads: int) -> None:
     s, t = random_pair(cs=3, ct=4, h=4, w=4)
     loss = TargetAwareTransformerLoss(3, 4, beta=1.0, gamma=0.4, n=2, m=2, heads=heads,
-                                      anchor_h=2, anchor_w=2, loss_weight=0.1)
+                                      anchor_h=2, anchor_w=2, per_image_bn=False,
+                                      loss_weight=0.1)
     out = loss(s, t)
     patch, anchor = _tat_expected(loss, s.detach(), t.detach(), 2, 2, heads, 2)
     assert out.item() == pytest.approx((0.1 * (patch + 0.4 * anchor)).item(), rel=1e-7)

@@ -215,7 +215,7 @@ def test_crosskd_value_and_frozen_classifier() -> None:
     t_logits = torch.randn(2, 5, 4, 4, generator=g).requires_grad_(True)
     cls = nn.Conv2d(8, 5, 1)
     loss = CrossHeadKDLoss(student_channels=6, teacher_channels=8, teacher_classifier=cls,
-                           tau=2.0, loss_weight=1.5)
+                           tau=2.0, align_scale=False, loss_weight=1.5)
     assert not any(p is q for p in loss.parameters() for q in cls.parameters())
     assert not any(k.startswith("_teacher") for k in loss.state_dict())
     out = loss(feat, t_logits)
@@ -227,7 +227,8 @@ def test_crosskd_value_and_frozen_classifier() -> None:
     out.backward()
     assert feat.grad is not None and a.weight.grad is not None
     assert t_logits.grad is None and cls.weight.grad is None and cls.bias.grad is None
-    same = CrossHeadKDLoss(student_channels=8, teacher_channels=8, teacher_classifier=cls)
+    same = CrossHeadKDLoss(student_channels=8, teacher_channels=8, teacher_classifier=cls,
+                           align_scale=False)
     f8 = torch.randn(2, 8, 4, 4)
     assert same(f8, cls(f8).detach()).item() == pytest.approx(0.0, abs=1e-10)
     assert isinstance(same.adapter, nn.Identity)

@@ -9,6 +9,7 @@ Taps are architecture-neutral names resolved per model family by :mod:`suite.mod
 ``logits``        output of the classifier (``decode_head.conv_seg``), N x K x h x w
 ``head_feature``  the decode head's feature right before the classifier
                   (PSPNet ``decode_head.bottleneck``, DeepLabV3+ ``decode_head.sep_bottleneck``)
+``head_feature_preact``  the same feature before its ReLU (the last ConvModule's BatchNorm)
 ``stages``        list of the four backbone stage outputs (ResNet C2..C5)
 ``low_level``     the first backbone stage output (C2)
 ``fpn``           (detection) list of neck outputs
@@ -19,7 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-TAPS = ("logits", "head_feature", "stages", "low_level", "fpn", "cls_scores", "bbox_preds")
+TAPS = ("logits", "head_feature", "head_feature_preact", "stages", "low_level", "fpn", "cls_scores",
+        "bbox_preds")
 
 
 @dataclass(frozen=True)
