@@ -136,7 +136,11 @@ def _status_line(cell: Cell, state: str, store: Store, job: str, sched: str) -> 
     line = f"  {state:8s} {cell.label}"
     if state == "done":
         res = store.result(cell.id) or {}
-        return f"{line}: mIoU {res.get('miou', float('nan')):.2f}"
+        health = res.get("health") or {}
+        since = health.get("since_iter")
+        flag = (f" COLLAPSED{f' since iter {since}' if since is not None else ''}"
+                f" ({health.get('reason', '')})" if health.get("collapsed") else "")
+        return f"{line}: mIoU {res.get('miou', float('nan')):.2f}{flag}"
     if state == "failed":
         return f"{line}: {store.reason(cell.id)}"
     if state == "running":

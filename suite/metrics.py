@@ -1,4 +1,4 @@
-"""mmseg's IoUMetric plus the per-class IoU values in its returned dict."""
+"""mmseg's IoUMetric plus the per-class IoU values and the prediction's majority share."""
 
 from __future__ import annotations
 
@@ -9,9 +9,25 @@ from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 
 
+def majority(pred_area: np.ndarray) -> tuple[float, int]:
+    """The share of evaluated pixels predicted as the most frequent predicted class, and it.
+
+    ``s = max_c A_c / Σ_c A_c`` with ``A_c`` the number of pixels predicted as class c (ignored
+    pixels excluded); NaN and -1 when nothing was evaluated.
+    """
+    area = np.asarray(pred_area, dtype=np.float64)
+    total = float(area.sum())
+    if total <= 0:
+        return float("nan"), -1
+    cls = int(area.argmax())
+    return float(area[cls]) / total, cls
+
+
 @METRICS.register_module()
 class PerClassIoUMetric(IoUMetric):
-    """``aAcc``, ``mIoU``, ``mAcc`` (as mmseg computes them) and ``IoU.<class>`` in percent."""
+    """``aAcc``, ``mIoU``, ``mAcc`` (as mmseg computes them), ``IoU.<class>`` in percent, and
+    ``majority.share`` (a fraction) / ``majority.class`` (an index): the share of validation
+    pixels predicted as the single most frequent class (:func:`majority`)."""
 
     def compute_metrics(self, results: list) -> dict[str, float]:
         metrics = super().compute_metrics(results)
@@ -25,4 +41,6 @@ class PerClassIoUMetric(IoUMetric):
             (f"IoU.{name}", round(float(v) * 100, 2)) for name, v in zip(classes, iou) if np.isfinite(v)
         )
         metrics.update(per_class)
+        share, cls = majority(np.asarray(sum(parts[2]), dtype=np.float64))
+        metrics.update({"majority.share": round(share, 6), "majority.class": cls})
         return metrics

@@ -19,13 +19,22 @@ from typing import Any
 import yaml
 
 from suite.errors import SpecError, SuiteError
-from suite.profiles import EXPERIMENTS, data_root, find_yaml, for_dataset, load_profile, yaml_names
+from suite.profiles import (
+    EXPERIMENTS,
+    data_root,
+    deep_merge,
+    find_yaml,
+    for_dataset,
+    load_profile,
+    yaml_names,
+)
 from suite.store import atomic_write_json, cache_dir, read_json
 
 TABLE_DIR = EXPERIMENTS / "tables"
 ROW_KEYS = {"row", "method", "options", "columns"}
-# Keys of a resolved config that say *where* things are on this machine, not *what* runs.
-NOT_HASHED = ("data_root",)
+# Keys of a resolved config that say *where* things are on this machine, not *what* runs, or
+# that only observe a run (``health``: the probe interval and collapse thresholds).
+NOT_HASHED = ("data_root", "health")
 
 
 def table_names() -> list[str]:
@@ -152,7 +161,7 @@ def _base_config(
     data_roots: dict[str, str], require_roots: bool = True,
 ) -> dict[str, Any]:
     p = for_dataset(profile, dataset)
-    sched = p["schedule"]["teacher" if role == "teacher" else "student"]
+    sched = p["schedule"]["teacher" if role in ("teacher", "pretrain") else "student"]
     if p["data"] == "synthetic":
         data: dict[str, Any] = {"source": "synthetic", **p.get("synthetic", {})}
         root = None
@@ -179,7 +188,33 @@ def _base_config(
         "data": data,
         "data_root": root,
         "seed": seed,
+        "health": p.get("health"),
     }
+
+
+def _pretrain_cells(prof: dict[str, Any], models: list[str], table: str, roots: dict[str, str],
+                    require_roots: bool) -> dict[str, Cell]:
+    """One ``pretrain`` cell per architecture when the profile has a ``pretrain`` section.
+
+    The stand-in for ImageNet pre-training on synthetic data: the architecture is trained on
+    another dataset (another label space: ``pretrain.dataset``) and the teacher and student
+    cells of every table start their backbones from it. Seed 0 always, so every method and
+    seed of a table starts from the same weights. A file in the profile's ``pretrained`` wins.
+    """
+    spec = prof.get("pretrain")
+    if not spec:
+        return {}
+    dataset = spec["dataset"]
+    view = deep_merge(prof, {"schedule": {"teacher": dict(spec.get("schedule", {}))},
+                             "synthetic": dict(spec.get("synthetic", {}))})
+    view.pop("pretrain", None)
+    out = {}
+    for model in models:
+        if (prof.get("pretrained") or {}).get(model):
+            continue
+        cfg = _base_config(view, dataset, model, "pretrain", 0, roots, require_roots)
+        out[model] = Cell(cell_id(cfg), cfg, table, "pretrain")
+    return out
 
 
 def expand(
@@ -197,23 +232,33 @@ def expand(
     ckpts = {**(prof.get("teacher_checkpoints") or {}), **(teacher_checkpoints or {})}
     if seeds < 1:
         raise SuiteError(f"--seeds must be >= 1, got {seeds}")
-    teachers: list[Cell] = []
+    pre = _pretrain_cells(prof, list(dict.fromkeys([spec["teacher"], spec["student"]])), table,
+                          roots, require_roots)
+
+    def init_from(cfg: dict[str, Any], model: str) -> list[str]:
+        if model not in pre:
+            return []
+        cfg["pretrain"] = {"cell": pre[model].id, "dataset": pre[model].config["dataset"]}
+        return [pre[model].id]
+
+    teachers: list[Cell] = list(pre.values())
     others: list[Cell] = []
     for dataset in spec["datasets"]:
         tcfg = _base_config(prof, dataset, spec["teacher"], "teacher", 0, roots, require_roots)
+        tdeps = [] if ckpts.get(f"{dataset}/{spec['teacher']}") else init_from(tcfg, spec["teacher"])
         ckpt = ckpts.get(f"{dataset}/{spec['teacher']}")
         if ckpt:
             if not Path(ckpt).is_file():
                 raise SuiteError(f"teacher checkpoint for {dataset}/{spec['teacher']} not found: {ckpt}")
             tcfg["import_checkpoint"] = str(Path(ckpt).resolve())
-        teacher = Cell(cell_id(tcfg), tcfg, table, "teacher")
+        teacher = Cell(cell_id(tcfg), tcfg, table, "teacher", depends_on=tdeps)
         teachers.append(teacher)
         for seed in range(seeds):
             for row in spec["rows"]:
                 method = row.get("method")
                 role = "distill" if method else "student"
                 cfg = _base_config(prof, dataset, spec["student"], role, seed, roots, require_roots)
-                deps: list[str] = []
+                deps: list[str] = init_from(cfg, spec["student"])
                 if method:
                     options = row.get("options") or {}
                     try:
@@ -223,7 +268,7 @@ def expand(
                     cfg["method_name"] = method
                     cfg["method_options"] = options
                     cfg["teacher"] = {"model": spec["teacher"], "cell": teacher.id}
-                    deps = [teacher.id]
+                    deps.append(teacher.id)
                 others.append(
                     Cell(cell_id(cfg), cfg, table, row["row"], columns=row.get("columns") or {},
                          depends_on=deps)

@@ -44,21 +44,22 @@ def model_config(config: dict[str, Any], store: Store) -> dict[str, Any]:
     classes = DATASETS[config["dataset"]].num_classes
     preproc_size = tuple(config["crop"])
 
-    def seg(name: str) -> dict[str, Any]:
+    def seg(name: str, init: bool) -> dict[str, Any]:
+        pretrained, prefix = (backbone_init(config, store) if init else (None, None))
         m = segmentor_config(name, classes, config["width"], norm=config.get("norm", "BN"),
-                             pretrained=config.get("pretrained"))
+                             pretrained=pretrained, pretrained_prefix=prefix)
         m["data_preprocessor"]["size"] = preproc_size
         return m
 
     if config["role"] != "distill":
-        return seg(config["model"])
+        return seg(config["model"], init=True)
     teacher = config["teacher"]
     ckpt = store.cell_dir(teacher["cell"]) / "model.pth"
-    student = seg(config["model"])
+    student = seg(config["model"], init=True)
     return dict(
         type="DistillationModel",
         student=student,
-        teacher=seg(teacher["model"]),
+        teacher=seg(teacher["model"], init=False),  # loaded from its own cell's checkpoint
         method=config["method"],
         student_taps=taps(config["model"]),
         teacher_taps=taps(teacher["model"]),
@@ -69,8 +70,26 @@ def model_config(config: dict[str, Any], store: Store) -> dict[str, Any]:
     )
 
 
+def backbone_init(config: dict[str, Any], store: Store) -> tuple[str | None, str | None]:
+    """The checkpoint (and its key prefix) the backbone starts from, if any.
+
+    A file from the profile's ``pretrained`` (an ImageNet backbone: keys without prefix), or the
+    exported network of the cell's ``pretrain`` cell (a whole segmentor: ``backbone.`` keys).
+    """
+    if config.get("pretrained"):
+        return config["pretrained"], None
+    pre = config.get("pretrain")
+    if not pre:
+        return None, None
+    path = store.cell_dir(pre["cell"]) / "model.pth"
+    if not path.is_file():
+        raise SuiteError(f"pretrain cell {pre['cell']} has no model.pth: run it first")
+    return str(path), "backbone."
+
+
 def runner_config(config: dict[str, Any], cell_id: str, store: Store, root: str, table: str,
                   row: str, attempt: int, wandb_mode: str) -> dict[str, Any]:
+    from suite.distill.health import hook_config as health_hook_config
     from suite.tracking import vis_backends
 
     cell_dir = store.cell_dir(cell_id)
@@ -85,6 +104,7 @@ def runner_config(config: dict[str, Any], cell_id: str, store: Store, root: str,
     ]
     if config["role"] == "distill":
         custom_hooks.append(dict(type="DistillScheduleHook"))
+    custom_hooks.append(health_hook_config(config))
     return dict(
         default_scope="mmseg",
         model=model_config(config, store),
@@ -210,6 +230,7 @@ def train_and_evaluate(config: dict[str, Any], cell_id: str, store: Store, table
     import suite.metrics  # noqa: F401  (registers PerClassIoUMetric)
     import suite.wandb_backend  # noqa: F401  (registers ConfigOnlyWandbVisBackend)
     from suite.checkpoints import trust
+    from suite.distill.health import result_record as health_record
     from suite.distill.hooks import ResultCaptureHook
     from suite.tracking import finish_run
 
@@ -288,6 +309,7 @@ def train_and_evaluate(config: dict[str, Any], cell_id: str, store: Store, table
                        "unverified": list(method.get("unverified", [])),
                        "paper": method.get("paper", "")},
             "wandb": {"mode": wandb_mode, **capture.wandb},
+            "health": health_record(runner),
         }
     finally:
         if wandb_mode != "disabled":

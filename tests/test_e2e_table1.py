@@ -47,6 +47,16 @@ def test_tiny_table1_runs_reports_and_reruns_nothing(tiny_profile, tmp_path, cap
     assert bd["method"]["reimplementation"] is True
     # the student's Params equal across student-only and distilled cells: no distillation parts
     assert store.result(cells[1].id)["params_m"] == bd["params_m"]
+    # the teacher a student distilled from is the trained teacher cell's network, unchanged by
+    # the Runner's weight initialisation (the last checkpoint of the distillation holds it)
+    import torch
+
+    trained = torch.load(store.cell_dir(cells[0].id) / "model.pth", weights_only=True)["state_dict"]
+    work = store.cell_dir(cells[2].id) / "work"
+    last = torch.load(max(work.glob("iter_*.pth"), key=lambda p: int(p.stem.split("_")[-1])),
+                      weights_only=False)["state_dict"]
+    for key, value in trained.items():
+        assert torch.equal(last[f"teacher.{key}"], value), key
 
     start = time.time()
     assert _run("run", "table1", "--profile", tiny_profile, "--executor", "debug",

@@ -1,4 +1,5 @@
-"""mmengine hooks of the suite: distillation schedule, non-finite losses, cell heartbeat."""
+"""mmengine hooks of the suite: distillation schedule, non-finite losses, cell heartbeat, and
+(registered from :mod:`suite.distill.health`) the distillation health probe."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any
 
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
+
+from suite.distill.health import DistillHealthHook  # noqa: F401  (registers it in HOOKS)
 
 
 def unwrap(model: Any) -> Any:

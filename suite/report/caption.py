@@ -2,7 +2,8 @@
 
 Writers convert these strings to their own markup (escaping for LaTeX, HTML, Markdown). The
 caption states the protocol (seeds, statistic, checkpoint, split, profile), and shouts when the
-profile is ``smoke``; the footnotes say which cells are missing, partial, failed or running.
+profile is ``smoke``, and again when results collapsed; the footnotes say which cells are
+missing, partial, failed, running or collapsed, and why.
 """
 
 from __future__ import annotations
@@ -26,6 +27,16 @@ def smoke_warning(layout: Layout) -> str | None:
     return SMOKE_WARNING if layout.smoke else None
 
 
+def collapse_warning(layout: Layout) -> str | None:
+    """``COLLAPSED: 2 of 40 finished cells ...`` when any result collapsed, else None."""
+    bad, done = layout.collapse_counts()
+    if not bad:
+        return None
+    return (f"COLLAPSED: {bad} of {done} finished cell(s) of this table collapsed (\u2020): the "
+            "student predicts one class almost everywhere or its features lost their variance. "
+            "Their numbers measure a failed run, not the method; the footnotes say why.")
+
+
 def caption(layout: Layout) -> str:
     """Title, metric, the reproduction convention and the protocol, in one paragraph."""
     tol = (f"flagged (\u26a0) when |diff| > {layout.tolerance_std:g} std for n \u2265 2 seeds, "
@@ -40,7 +51,8 @@ def legend(layout: Layout) -> str:
     return ("Bold: best and underlined: second per column (ours and paper ranked separately, "
             "teachers excluded). \u2021: re-implementation (the paper's marks on its numbers; "
             "ours: the method has no official code). *: some weights or details unverified. "
-            "\u2014: not run yet; n: finished seeds (n=k/m: k of m seeds finished).")
+            "\u2014: not run yet; n: finished seeds (n=k/m: k of m seeds finished)."
+            + (" \u2020: collapsed (see the footnotes)." if layout.collapse_counts()[0] else ""))
 
 
 def _limited(items: list[str], limit: int) -> str:
@@ -73,6 +85,10 @@ def footnotes(layout: Layout, limit: int = LIST_LIMIT) -> list[str]:
                    + _limited(pending["running"], limit) + ".")
     elif pending["running_seeds"]:
         out.append("Running seeds: " + _limited(pending["running_seeds"], limit) + ".")
+    collapsed = layout.collapsed_runs()
+    if collapsed:
+        out.append(f"Collapsed (\u2020): {len(collapsed)} cell(s): " + _limited(collapsed, limit)
+                   + ".")
     if pending["absent"] and not layout.frame.empty:
         out.append(f"Paper-only (no result in the store): {len(pending['absent'])} cell(s): "
                    + _limited(pending["absent"], limit) + ".")

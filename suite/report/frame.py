@@ -41,10 +41,12 @@ DEFAULTS: dict[str, object] = {
     "assumptions": "{}",
     "wandb_url": "",
     "wandb_mode": "disabled",
+    "collapsed": False,
+    "collapse_note": "",
 }
 TEXT = ("table", "row", "method", "dataset", "model", "teacher_model", "cell_id", "status",
         "reason", "profile", "checkpoint", "split", "git_sha", "versions", "assumptions",
-        "wandb_url", "wandb_mode")
+        "wandb_url", "wandb_mode", "collapse_note")
 
 
 def _dtype(default: object) -> object:
@@ -76,7 +78,7 @@ def normalize(df: pd.DataFrame | None, table: str | None = None) -> pd.DataFrame
         df[col] = pd.to_numeric(df[col], errors="coerce").fillna(0).astype(int)
     for col in METRICS + EFFICIENCY + ("wall_time_s",):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
-    for col in ("reimplementation", "unverified"):
+    for col in ("reimplementation", "unverified", "collapsed"):
         df[col] = df[col].fillna(False).astype(bool)
     df["status"] = df["status"].str.lower().where(df["status"].str.lower().isin(STATUSES),
                                                   "missing")

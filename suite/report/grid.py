@@ -1,6 +1,6 @@
 """Format a :class:`~suite.report.layout.Layout` into a grid of cell strings for one output flavor.
 
-A :class:`Flavor` says how a target spells the few symbols a table needs (±, ‡, dashes, check
+A :class:`Flavor` says how a target spells the few symbols a table needs (±, ‡, †, dashes, check
 marks, the minus sign, escaping); :func:`build_grid` applies it to every cell and returns the
 strings plus a parallel grid of style tags (``best``, ``second``, ``flag``) that the Markdown,
 LaTeX and HTML writers turn into bold, underline and colour.
@@ -20,7 +20,7 @@ LATEX_SPECIAL = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
     "\u2192": r"$\rightarrow$", "\u00b1": r"$\pm$", "\u2212": r"$-$", "\u2014": "---",
-    "\u2013": "--", "\u2021": r"\ddag{}", "\u00b7": r"$\cdot$",
+    "\u2013": "--", "\u2021": r"\ddag{}", "\u2020": r"\dag{}", "\u00b7": r"$\cdot$",
     "\u0394": r"$\Delta$", "\u2713": r"\checkmark{}", "\u2717": r"$\times$", "\u26a0": "(!)",
     "|": r"$|$", "<": r"$<$", ">": r"$>$", "\u2265": r"$\geq$", "\u2264": r"$\leq$",
     "\u00d7": r"$\times$", "\u2026": r"\dots{}",
@@ -74,16 +74,18 @@ class Flavor:
     n_fmt: str
     failed: str
     running: str
+    collapsed: str = "\u2020"  # after our value when a seed's run collapsed
 
 
 MARKDOWN = Flavor("md", escape_markdown, " \u00b1 ", "\u2021", "\\*", "\u2014", "\u2212",
                   "\u2713", "\u2717", " \u26a0", " (n={n})", "*failed*", "*running*")
 LATEX = Flavor("tex", latex_text, r"$\pm$", r"$^{\ddagger}$", r"$^{*}$", "--", "$-$",
                r"\checkmark", r"$\times$", r" (!)", r" $_{{n={n}}}$", r"\textit{failed}",
-               r"\textit{running}")
+               r"\textit{running}", r"$^{\dagger}$")
 HTML = Flavor("html", html_text, " \u00b1 ", "<sup>\u2021</sup>", "<sup>*</sup>", "\u2014",
               "\u2212", "\u2713", "\u2717", " \u26a0", ' <span class="n">n={n}</span>',
-              '<span class="failed">failed</span>', '<span class="running">running</span>')
+              '<span class="failed">failed</span>', '<span class="running">running</span>',
+              '<sup class="collapsed">\u2020</sup>')
 
 
 def number(value: float, digits: int, flavor: Flavor, signed: bool = False) -> str:
@@ -95,7 +97,7 @@ def number(value: float, digits: int, flavor: Flavor, signed: bool = False) -> s
 
 
 def ours_text(c: Cell, digits: int, flavor: Flavor) -> str:
-    """Our cell as the paper prints a value: ``74.65 ± 0.12 (+3.87) (n=3)‡``."""
+    """Our cell as the paper prints a value: ``74.65 ± 0.12 (+3.87) (n=3)†‡`` (†: collapsed)."""
     if c.has_value:
         s = number(c.mean, digits, flavor)
         if c.n >= 2 and not math.isnan(c.std):
@@ -113,6 +115,8 @@ def ours_text(c: Cell, digits: int, flavor: Flavor) -> str:
         s = "n/a"
     else:
         return flavor.dash
+    if c.collapsed:
+        s += flavor.collapsed
     if c.reimplementation:
         s += flavor.dagger
     if c.unverified:

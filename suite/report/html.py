@@ -14,7 +14,14 @@ import html
 import json
 import math
 
-from suite.report.caption import caption, footnotes, legend, smoke_warning, title
+from suite.report.caption import (
+    caption,
+    collapse_warning,
+    footnotes,
+    legend,
+    smoke_warning,
+    title,
+)
 from suite.report.grid import HTML, build_grid, html_text
 from suite.report.layout import Layout
 
@@ -25,6 +32,8 @@ h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #cc
 nav a{margin-right:1em}
 .smoke-warning{background:#fde8e8;border:3px solid #c00;color:#900;font-weight:bold;
  padding:.6em 1em;margin:.6em 0;font-size:1.05em}
+.collapse-warning{background:#fff4e0;border:3px solid #d60;color:#803000;font-weight:bold;
+ padding:.6em 1em;margin:.6em 0}
 .caption{font-style:italic;max-width:120ch}
 .scroll{overflow-x:auto}
 table.repro{border-collapse:collapse;font-size:13px;margin:.5em 0;
@@ -39,6 +48,7 @@ table.repro tr.kind-teacher td,table.repro tr.kind-reference td{color:#444}
 td.best{font-weight:bold}td.second{text-decoration:underline}
 td.flag{color:#c00;font-weight:bold;background:#fff1f1}
 td.paper{color:#333;background:#fafafa}td.desc{text-align:center}
+td.collapsed{background:#fff4e0}sup.collapsed{color:#d60;font-weight:bold}
 .n{color:#666;font-size:.85em}.failed{color:#c00}.running{color:#a60}
 .wandb{font-size:.75em;margin-left:.3em;color:#555}
 .legend,.footnotes{font-size:12px;color:#333;max-width:140ch}
@@ -51,7 +61,7 @@ table.prov td.json{max-width:40ch;overflow-wrap:anywhere;font-family:monospace}
 """
 
 PROV_COLUMNS = ("cell_id", "row", "method", "dataset", "model", "teacher_model", "seed",
-                "status", "reason", "metrics", "profile", "checkpoint", "split", "git_sha",
+                "status", "reason", "health", "metrics", "profile", "checkpoint", "split", "git_sha",
                 "versions", "assumptions", "wall_time_s", "wandb")
 METRIC_KEYS = ("miou", "aacc", "ap_box", "ap_mask", "params_m", "flops_g", "fps")
 LINK_LIMIT = 3
@@ -115,7 +125,11 @@ def table_html(layout: Layout) -> str:
             if pos is not None and sub != "desc":
                 c = layout.cell(i, key)
                 if sub == "ours" and c.cell_ids:
-                    attrs = f' title="runs: {html.escape(", ".join(c.cell_ids[:10]))}"'
+                    tip = f"runs: {', '.join(c.cell_ids[:10])}"
+                    if c.collapsed:
+                        tip += "\ncollapsed: " + "; ".join(c.collapse_notes)
+                        cls.append("collapsed")
+                    attrs = f' title="{html.escape(tip)}"'
                     extra = _links(c.wandb_urls)
                 if sub == "diff" and not math.isnan(c.tolerance):
                     attrs = f' title="tolerance {c.tolerance:.2f}"'
@@ -158,6 +172,7 @@ def provenance_html(layout: Layout) -> str:
         wall = "" if math.isnan(r.wall_time_s) else f"{r.wall_time_s:.0f}"
         cells = [html.escape(str(v)) for v in (r.cell_id, r.row, r.method, r.dataset, r.model,
                                                r.teacher_model, r.seed, r.status, r.reason)]
+        cells.append(html.escape(f"collapsed: {r.collapse_note}") if r.collapsed else "")
         cells += [metrics, html.escape(r.profile), html.escape(r.checkpoint),
                   html.escape(r.split), f'<span title="{html.escape(r.git_sha)}">'
                   f"{html.escape(r.git_sha[:10])}</span>"]
@@ -179,6 +194,9 @@ def section_html(layout: Layout, png: bytes | None = None) -> str:
     warning = smoke_warning(layout)
     if warning:
         parts.append(f'<div class="smoke-warning" role="alert">\u26a0 {html_text(warning)}</div>')
+    collapsed = collapse_warning(layout)
+    if collapsed:
+        parts.append(f'<div class="collapse-warning" role="alert">{html_text(collapsed)}</div>')
     parts.append(f'<p class="caption">{html_text(caption(layout))}</p>')
     parts.append(f'<div class="scroll">{table_html(layout)}</div>')
     parts.append(f'<p class="legend">{html_text(legend(layout))}</p>')

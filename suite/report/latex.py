@@ -12,7 +12,14 @@ from __future__ import annotations
 import pandas as pd
 from pandas.io.formats.style import Styler
 
-from suite.report.caption import caption, footnotes, legend, smoke_warning, title
+from suite.report.caption import (
+    caption,
+    collapse_warning,
+    footnotes,
+    legend,
+    smoke_warning,
+    title,
+)
 from suite.report.grid import LATEX, build_grid, latex_text
 from suite.report.layout import Layout
 
@@ -74,6 +81,9 @@ def render_latex(layout: Layout) -> str:
     full = latex_text(caption(layout).replace(f"{title(layout)}.",
                                               f"Reproduction of the paper's {title(layout)}.", 1))
     warning = smoke_warning(layout)
+    collapsed = collapse_warning(layout)
+    if collapsed:
+        full = f"\\textbf{{\\textcolor{{red}}{{{latex_text(collapsed)}}}}} {full}"
     if warning:
         full = f"\\textbf{{\\textcolor{{red}}{{{latex_text(warning)}}}}} {full}"
     tex = styler.to_latex(

@@ -11,7 +11,9 @@ prints; renderers only format it. Rules:
 * diff is ours minus the paper; it is flagged when ``|diff| > tolerance_std * std`` for n >= 2
   seeds, else when ``|diff| > tolerance`` (points);
 * the best value of each column (per block) ranks 1 and the second 2, among non-teacher rows,
-  on the values as printed, for ours and the paper separately.
+  on the values as printed, for ours and the paper separately;
+* a cell is marked collapsed when any of its finished seeds' results says so (the result's
+  ``health.collapsed``: one class predicted almost everywhere, or features without variance).
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ class Cell:
     unverified: bool = False
     cell_ids: tuple[str, ...] = ()
     wandb_urls: tuple[str, ...] = ()
+    collapsed: int = 0  # finished seeds whose result collapsed
+    collapse_notes: tuple[str, ...] = ()  # ``seed 0: majority class ... since iter 25``
 
     @property
     def has_value(self) -> bool:
@@ -183,6 +187,32 @@ class Layout:
             for (row, method, ds, reason), s in seeds.items()
         ]
 
+    def collapsed_runs(self) -> list[str]:
+        """``KD · Pascal VOC 2012 (seed 0): majority class 'background' on 99.6% of val pixels
+        since iter 25`` for every finished, placed result that collapsed."""
+        rows = self.frame[(self.frame["status"] == "done") & self.frame["collapsed"]
+                          & (self.frame["_row"] >= 0)]
+        rows = rows.drop_duplicates(["cell_id", "seed"])
+        out = []
+        for i, method, dataset, seed, text in zip(rows["_row"].tolist(), rows["method"].tolist(),
+                                                  rows["dataset"].tolist(), rows["seed"].tolist(),
+                                                  rows["collapse_note"].tolist()):
+            lr = self.rows[int(i)]
+            parts = [lr.ref.label.replace("Teacher: ", "teacher ").replace("Student: ", "student ")]
+            if method not in ("none", lr.key):
+                parts.append(method_name(method))
+            if dataset:
+                parts.append(dataset_name(dataset))
+            label = " \u00b7 ".join(parts)
+            out.append(f"{label} (seed {seed}): {text or 'no reason recorded'}")
+        return out
+
+    def collapse_counts(self) -> tuple[int, int]:
+        """(collapsed, finished) results among the placed rows of this table."""
+        done = self.frame[(self.frame["status"] == "done") & (self.frame["_row"] >= 0)]
+        done = done.drop_duplicates(["cell_id", "seed"])
+        return int(done["collapsed"].sum()), len(done)
+
     def to_frame(self) -> pd.DataFrame:
         """The reproduction view in long format: one row per printed cell (CSV/Parquet)."""
         if self._frame is None:
@@ -210,6 +240,7 @@ class Layout:
                     "diff": c.diff, "tolerance": c.tolerance, "flagged": c.flagged,
                     "rank": c.rank, "paper_rank": c.paper_rank,
                     "reimplementation": c.reimplementation, "unverified": c.unverified,
+                    "collapsed": c.collapsed, "collapse_notes": "; ".join(c.collapse_notes),
                     "extra_row": lr.extra, "cell_ids": ";".join(c.cell_ids),
                     "wandb_urls": ";".join(c.wandb_urls), "smoke": self.smoke,
                     "profile": "/".join(self.protocol.profiles),
@@ -340,12 +371,18 @@ def _metric_cells(sub: pd.DataFrame, col: RefColumn) -> dict[tuple[int, str], Ce
     stat = stats.to_dict("index")
     status = status.to_dict("index")
     n_done = n_done.to_dict()
+    collapsed = done[done["collapsed"]]
+    notes: dict[int, list[str]] = {}
+    for r, seed, text in zip(collapsed["_row"].tolist(), collapsed["seed"].tolist(),
+                             collapsed["collapse_note"].tolist()):
+        notes.setdefault(r, []).append(f"seed {seed}: {text or 'no reason recorded'}")
     out = {}
     for r, n_exp in expected.to_dict().items():
         cell = Cell(n_expected=int(n_exp), reimplementation=bool(flags[r]["reimplementation"]),
                     unverified=bool(flags[r]["unverified"]),
                     cell_ids=tuple(dict.fromkeys(i for i in ids[r] if i)),
-                    wandb_urls=tuple(dict.fromkeys(urls.get(r, ()))))
+                    wandb_urls=tuple(dict.fromkeys(urls.get(r, ()))),
+                    collapsed=len(notes.get(r, ())), collapse_notes=tuple(notes.get(r, ())))
         counts = status[r]
         if r in stat:
             cell.mean = float(stat[r]["mean"])

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from suite.report.caption import caption, footnotes, legend, smoke_warning, title
+from suite.report.caption import (
+    caption,
+    collapse_warning,
+    footnotes,
+    legend,
+    smoke_warning,
+    title,
+)
 from suite.report.grid import MARKDOWN, build_grid, escape_markdown
 from suite.report.layout import Layout
 
@@ -21,6 +28,9 @@ def render_markdown(layout: Layout) -> str:
     warning = smoke_warning(layout)
     if warning:
         lines += [f"> \u26a0\ufe0f **{escape_markdown(warning)}**", ""]
+    collapsed = collapse_warning(layout)
+    if collapsed:
+        lines += [f"> \u2020 **{escape_markdown(collapsed)}**", ""]
     lines += [f"*{escape_markdown(caption(layout))}*", ""]
     head = [escape_markdown(f"{g} {s}".strip()).replace("^m", "<sup>m</sup>")
             .replace("^b", "<sup>b</sup>") for g, s in grid.header]

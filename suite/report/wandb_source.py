@@ -3,7 +3,8 @@
 Each run's ``config["cell"]`` holds the resolved cell config (table, row, method, dataset,
 model, teacher, seed, profile, and optionally block, checkpoint, split, cell_id,
 reimplementation, unverified, versions, assumptions); its summary holds the metrics under the
-frame's column names (``summary_metrics``); the git commit comes from the config's
+frame's column names (``summary_metrics``) and the health verdict (``health.collapsed``,
+``health.reason``, ``health.since_iter``, ``health.diagnosis``); the git commit comes from the config's
 ``git_sha`` or the run's metadata. One W&B run is made per attempt (grouped by cell id), so the finished
 attempt of a cell wins over others, then the most recent one.
 """
@@ -61,6 +62,19 @@ def _number(value: Any) -> float:
     return out
 
 
+def _health(summary: dict[str, Any]) -> dict[str, Any]:
+    """``collapsed`` and ``collapse_note`` from the ``health.*`` summary keys of a run."""
+    if not summary.get("health.collapsed"):
+        return {"collapsed": False, "collapse_note": ""}
+    since = summary.get("health.since_iter")
+    text = str(summary.get("health.reason") or "no reason recorded")
+    if since is not None:
+        text += f" since iter {int(float(since))}"
+    if summary.get("health.diagnosis"):
+        text += f" ({summary['health.diagnosis']})"
+    return {"collapsed": True, "collapse_note": text}
+
+
 def run_record(run: Any) -> dict[str, Any] | None:
     """One frame row from one run, or None when the run has no ``cell`` config."""
     config = _mapping(getattr(run, "config", {}))
@@ -94,6 +108,7 @@ def run_record(run: Any) -> dict[str, Any] | None:
         "wandb_mode": "online",
         "wall_time_s": _number(summary.get("wall_time_s", summary.get("_runtime"))),
         "_created": str(getattr(run, "created_at", "") or ""),
+        **_health(summary),
     }
     for key in METRICS + EFFICIENCY:
         rec[key] = _number(summary.get(key))
