@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import netrc
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from suite.errors import SuiteError
+
+if TYPE_CHECKING:
+    from suite.tables import Cell
 
 DEFAULT_RESULTS = "results"
 
@@ -44,7 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("plan", "every cell of a table with its id and status"),
                        ("status", "the state of a table's cells (store + scheduler)"),
                        ("cancel", "cancel a table's queued or running SLURM jobs")):
-        _cell_args(sub.add_parser(name, help=text))
+        cmd = sub.add_parser(name, help=text)
+        _cell_args(cmd)
+        if name == "plan":
+            cmd.add_argument("--estimate", action="store_true",
+                             help="each cell's cost (measured, or predicted from finished cells "
+                                  "of the results folder) and the table's total")
     run = sub.add_parser("run", help="run a table's missing and failed cells")
     _cell_args(run)
     run.add_argument("--executor", default="local", help="local | debug | slurm")
@@ -65,11 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        check_args(args)
         from suite import commands
 
         return int(getattr(commands, f"cmd_{args.command}")(args) or 0)
     except SuiteError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: finished cells are kept; run again to resume the rest", file=sys.stderr)
@@ -77,6 +88,72 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `suite plan table3 | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+# ----------------------------------------------------------------------------- input checks
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Checks of the arguments themselves, before any table is read or anything runs."""
+    results = getattr(args, "results", None)
+    if results and Path(results).exists() and not Path(results).is_dir():
+        raise SuiteError(f"--results {results} is a file, not a folder: give a folder "
+                         "(created when missing)")
+    if args.command == "report":
+        from suite.report import FORMATS
+
+        unknown = [f for f in args.format.split(",") if f.strip() and
+                   f.strip().lower().lstrip(".") not in FORMATS]
+        if unknown:
+            raise SuiteError(f"--format: unknown format(s) {', '.join(unknown)}; "
+                             f"valid: {', '.join(FORMATS)}")
+    if args.command == "run" and args.wandb == "online" and not wandb_key_available():
+        raise SuiteError("--wandb online needs WANDB_API_KEY in the environment (or `wandb login`); "
+                         "use --wandb offline to log locally and `wandb sync` later")
+
+
+def wandb_key_available(env: dict[str, str] | None = None) -> bool:
+    """Whether W&B can authenticate: ``WANDB_API_KEY``, or a ``wandb login`` entry in netrc."""
+    env = dict(os.environ if env is None else env)
+    if env.get("WANDB_API_KEY"):
+        return True
+    path = env.get("NETRC") or str(Path.home() / ".netrc")
+    host = env.get("WANDB_BASE_URL", "https://api.wandb.ai").split("://")[-1].split("/")[0]
+    try:
+        return netrc.netrc(path).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def check_selection(cells: list[Cell], chosen: list[Cell], only: list[str]) -> list[Cell]:
+    """``chosen`` (the cells ``--only`` keeps), or an error naming a value no cell has."""
+    for item in only:
+        key, _, values = item.partition("=")
+        have = {_attr(c, key) for c in cells}
+        unknown = [v for v in values.split(",") if v not in have]
+        if unknown:
+            raise SuiteError(f"--only {key}={','.join(unknown)} matches no cell; valid {key} "
+                             f"values: {', '.join(sorted(have)) or 'none'}")
+    return chosen
+
+
+def _attr(cell: Cell, key: str) -> str:
+    if key in ("row", "id"):
+        return str(getattr(cell, key))
+    if key == "method":
+        return str(cell.config.get("method_name", "none"))
+    return str(cell.config.get(key))
+
+
+def one_line(exc: BaseException) -> str:
+    """An error message on one line; a YAML parser's report becomes its problem and position."""
+    text = str(exc)
+    cause = exc.__cause__
+    mark = getattr(cause, "problem_mark", None)
+    if cause is not None and mark is not None and text.endswith(str(cause)):
+        where = f"line {mark.line + 1}, column {mark.column + 1}"
+        text = f"{text[: -len(str(cause))]}{getattr(cause, 'problem', None) or 'invalid YAML'} ({where})"
+    return " ".join(part.strip() for part in text.splitlines() if part.strip()) or type(exc).__name__
 
 
 def results_path(args: argparse.Namespace) -> Path:

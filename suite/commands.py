@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from suite.cli import _pairs, results_path
+from suite.cli import _pairs, check_selection, results_path
 from suite.errors import SuiteError
 from suite.profiles import load_profile, profile_names
 from suite.store import Store
@@ -44,7 +44,7 @@ def table_cells(args: argparse.Namespace, require_roots: bool = True) -> list[Ce
         teacher_checkpoints=_pairs(args.teacher_checkpoint, "--teacher-checkpoint"),
         require_roots=require_roots,
     )
-    return select(cells, args.only)
+    return check_selection(cells, select(cells, args.only), args.only)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -89,6 +89,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     with pd.option_context("display.max_rows", None, "display.width", 200):
         print(frame.to_string(index=False))
     print(frame["status"].value_counts().to_string())
+    if getattr(args, "estimate", False):
+        from suite.estimate import estimate, summary_lines
+
+        print(f"{args.table}: cost per cell")
+        print("\n".join(summary_lines(estimate(cells, store))))
     return 0
 
 
@@ -112,7 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.executor == "slurm":
         return _print_submission(args.table, outcome)
     print(f"{args.table}: {len(outcome.done)} ran, {len(outcome.skipped)} already finished, "
-          f"{len(outcome.failed)} failed ({took:.0f} s)")
+          f"{len(outcome.elsewhere)} running elsewhere, {len(outcome.failed)} failed ({took:.0f} s)")
     for cid, reason in outcome.failed.items():
         print(f"  failed {cid}: {reason}")
     return 0 if outcome.ok else 1
@@ -141,7 +146,7 @@ def _status_line(cell: Cell, state: str, store: Store, job: str, sched: str) -> 
         flag = (f" COLLAPSED{f' since iter {since}' if since is not None else ''}"
                 f" ({health.get('reason', '')})" if health.get("collapsed") else "")
         return f"{line}: mIoU {res.get('miou', float('nan')):.2f}{flag}"
-    if state == "failed":
+    if state in ("failed", "damaged"):
         return f"{line}: {store.reason(cell.id)}"
     if state == "running":
         rec = store.status_record(cell.id) or {}
@@ -160,7 +165,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     states = {c.id: store.state(c.id) for c in cells}
     counts = Counter(states.values())
     print(f"{args.table}: {len(cells)} cells: " +
-          ", ".join(f"{counts.get(s, 0)} {s}" for s in ("done", "running", "failed", "missing")))
+          ", ".join(f"{counts.get(s, 0)} {s}" for s in ("done", "running", "failed", "damaged", "missing")))
     if view.note:
         print(f"  ({view.note})")
     for cell in cells:
@@ -196,6 +201,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         frame = collect_cells(cells, results_path(args))
     else:
         raise SuiteError(f"unknown report source {args.source!r}; valid: store, wandb")
+    if "status" in frame:
+        store = Store(results_path(args))
+        for cid in frame.loc[frame["status"] == "damaged", "cell_id"]:
+            print(f"damaged {cid}: {store.reason(cid)} (not reported)")
     written = render_report(args.table, frame, out, formats, tolerance=args.tolerance)
     md = written.get("md")
     if md:

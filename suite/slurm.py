@@ -15,7 +15,11 @@
   limit (USR2) it is requeued and resumes from its last mmengine checkpoint;
 - a cell marked running whose job the scheduler no longer has pending or running, and that has
   no result, is failed with the scheduler's final state (:func:`reconcile`), at ``run`` and at
-  ``status``.
+  ``status``; a cell another process has claimed meanwhile (:mod:`suite.claims`) is left to it;
+- a task claims its cell when it starts; a cell claimed by another live process (a local ``run``
+  of the same table) is waited for, not trained twice; the task then succeeds with that result.
+  Its claim records the job id: once the scheduler no longer runs the job, others may take the
+  claim over.
 
 Cluster profiles are ``slurm/profiles/NAME.yaml`` (schema: ``slurm/README.md``), or any folder
 listed in ``SUITE_CLUSTER_PROFILES``, or a path to a YAML file. Secrets (``WANDB_API_KEY``)
@@ -37,6 +41,7 @@ from typing import Any, Protocol
 import submitit
 import yaml
 
+from suite.claims import JOB_ENV
 from suite.errors import CellFailed, SpecError, SuiteError
 from suite.profiles import find_yaml, yaml_names
 from suite.store import Store
@@ -331,7 +336,7 @@ def reconcile(store: Store, cell_ids: Iterable[str], scheduler: Scheduler) -> di
             states[cid] = state or "ENDED"
             continue
         with contextlib.suppress(RuntimeError):  # a result landed meanwhile: it is done
-            store.mark(cid, "failed", reason=failure_reason(store, cid, job, state))
+            store.mark_unclaimed(cid, "failed", reason=failure_reason(store, cid, job, state))
         states[cid] = state or "LOST"
     return states
 
@@ -453,13 +458,20 @@ class CellTask(submitit.helpers.Checkpointable):
             os.environ.setdefault("SUITE_THREADS", os.environ["SLURM_CPUS_PER_TASK"])
         print("suite worker environment: " + ", ".join(
             f"{k}={os.environ.get(k, '')}" for k in (*CARRIED_ENV, "SUITE_LAUNCHER")), flush=True)
+        before = os.environ.get(JOB_ENV)
+        os.environ[JOB_ENV] = _task_job_id() or ""  # the claim records the job
         try:
-            return run_cell(cell, results, wandb_mode)
+            return run_cell(cell, results, wandb_mode, wait=True)
         except CellFailed:
             if self.requeued:  # submitit's exit after requeueing went through run_cell
                 self._mark_requeued(cell, results)
                 raise SystemExit(-1) from None
             raise
+        finally:
+            if before is None:
+                os.environ.pop(JOB_ENV, None)
+            else:
+                os.environ[JOB_ENV] = before
 
     def checkpoint(self, cell: dict[str, Any], results: str,
                    wandb_mode: str) -> submitit.helpers.DelayedSubmission:
@@ -476,6 +488,13 @@ class CellTask(submitit.helpers.Checkpointable):
             info = {**(_scheduler_info() or {}), "state": "REQUEUED"}
             with contextlib.suppress(RuntimeError):
                 store.mark(cell["id"], "running", scheduler=info)
+
+
+def _task_job_id() -> str | None:
+    """This array task's job id as the store records it (``ARRAY_TASK``), else the job id."""
+    job = os.environ.get("SLURM_JOB_ID")
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    return f"{array}_{task}" if array and task else job
 
 
 # ----------------------------------------------------------------------------- submission

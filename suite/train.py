@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import time
 import traceback
 import zipfile
@@ -109,7 +110,10 @@ def runner_config(config: dict[str, Any], cell_id: str, store: Store, root: str,
         default_scope="mmseg",
         model=model_config(config, store),
         **dataloaders(config, root),
-        val_evaluator=dict(type="PerClassIoUMetric", iou_metrics=["mIoU"]),
+        val_evaluator=[dict(type="PerClassIoUMetric", iou_metrics=["mIoU"]),
+                       # bIoU, connErr and the prediction PNGs, in the same pass
+                       dict(type="BoundaryConnectivityMetric",
+                            prediction_dir=str(cell_dir / "predictions"))],
         train_cfg=dict(type="IterBasedTrainLoop", max_iters=iters, val_begin=iters,
                        val_interval=iters),  # evaluated once, at the last iteration
         val_cfg=dict(type="ValLoop"),
@@ -222,7 +226,6 @@ def _set_threads() -> None:
 def train_and_evaluate(config: dict[str, Any], cell_id: str, store: Store, table: str, row: str,
                        attempt: int, wandb_mode: str) -> dict[str, Any]:
     """Train (or, for an imported teacher, only evaluate) and return the result record."""
-    import torch
     from mmengine.runner import Runner
 
     import suite.distill.hooks  # noqa: F401  (registers the hooks)
@@ -230,11 +233,14 @@ def train_and_evaluate(config: dict[str, Any], cell_id: str, store: Store, table
     import suite.metrics  # noqa: F401  (registers PerClassIoUMetric)
     import suite.wandb_backend  # noqa: F401  (registers ConfigOnlyWandbVisBackend)
     from suite.checkpoints import trust
+    from suite.cost import CostMeter
     from suite.distill.health import result_record as health_record
     from suite.distill.hooks import ResultCaptureHook
+    from suite.metrics import quality_record
     from suite.tracking import finish_run
 
     start = time.time()
+    meter = CostMeter.start()
     root = _data_root(config)
     cfg_dict = runner_config(config, cell_id, store, root, table, row, attempt, wandb_mode)
     if config["role"] == "distill" and not cfg_dict["model"]["teacher_checkpoint"]:
@@ -278,13 +284,10 @@ def train_and_evaluate(config: dict[str, Any], cell_id: str, store: Store, table
         if capture.metrics is None:
             raise RuntimeError("training finished without an evaluation")
         metrics = capture.metrics
-        out = store.cell_dir(cell_id) / "model.pth"
-        if rank_zero():
-            tmp = out.with_suffix(".pth.tmp")
-            torch.save({"state_dict": deployed.state_dict(),
-                        "meta": {"cell_id": cell_id, "model": config["model"],
-                                 "dataset": config["dataset"]}}, tmp)
-            os.replace(tmp, out)
+        if rank_zero():  # the result that run_cell commits next records its size and sha256
+            store.write_model(cell_id, {"state_dict": deployed.state_dict(),
+                                        "meta": {"cell_id": cell_id, "model": config["model"],
+                                                 "dataset": config["dataset"]}})
         method = config.get("method") or {}
         return {
             "cell_id": cell_id,
@@ -293,6 +296,7 @@ def train_and_evaluate(config: dict[str, Any], cell_id: str, store: Store, table
             "metrics": metrics,
             "miou": float(metrics.get("mIoU", float("nan"))),
             "aacc": float(metrics.get("aAcc", float("nan"))),
+            **quality_record(metrics),
             **comp,
             "wall_time_s": round(time.time() - start, 2),
             "seed": config["seed"],
@@ -310,6 +314,7 @@ def train_and_evaluate(config: dict[str, Any], cell_id: str, store: Store, table
                        "paper": method.get("paper", "")},
             "wandb": {"mode": wandb_mode, **capture.wandb},
             "health": health_record(runner),
+            "cost": meter.record(),
         }
     finally:
         if wandb_mode != "disabled":
@@ -374,13 +379,21 @@ def rank_zero(env: Mapping[str, str] | None = None) -> bool:
     return rank is None or int(env.get(rank) or 0) == 0
 
 
-def run_cell(cell: dict[str, Any], results: str, wandb_mode: str = "offline") -> dict[str, Any]:
+def run_cell(cell: dict[str, Any], results: str, wandb_mode: str = "offline",
+             wait: bool = False) -> dict[str, Any]:
     """Run one cell (a :meth:`suite.tables.Cell.to_dict`) into the store at ``results``.
 
-    Skips a finished cell; resumes from the cell's last checkpoint when one exists; on any error
-    marks the cell failed with a one-line reason and raises :class:`CellFailed`. In a DDP job
-    only rank 0 writes the store; the other ranks train alongside it.
+    Skips a finished cell. Otherwise claims it (:mod:`suite.claims`): a cell claimed by another
+    live process raises :class:`~suite.claims.CellClaimed` (with ``wait``, as a SLURM task does,
+    waits for that owner instead and returns its result). The claim holder sets a damaged result
+    aside, resumes from the cell's last checkpoint when one exists (a cell whose training had
+    finished is only evaluated again), and commits ``model.pth`` and ``result.json`` together;
+    on any error it marks the cell failed with a one-line reason and raises
+    :class:`CellFailed`. In a DDP job only rank 0 claims and writes; the other ranks train
+    alongside it.
     """
+    from suite.claims import acquire
+
     store = Store(results)
     cid, config = cell["id"], cell["config"]
     if store.state(cid) == "done":
@@ -388,15 +401,40 @@ def run_cell(cell: dict[str, Any], results: str, wandb_mode: str = "offline") ->
     if not rank_zero():
         attempt = int((store.status_record(cid) or {}).get("attempt") or 1)
         return train_and_evaluate(config, cid, store, cell["table"], cell["row"], attempt, wandb_mode)
+    claim = acquire(store.cell_dir(cid), wait=wait, echo=_echo,
+                    done=lambda: store.state(cid) == "done")
+    if claim is None:  # finished by the owner we waited for
+        return store.result(cid) or {}
+    with claim.start():
+        if store.state(cid) == "done":  # finished between our look and our claim
+            return store.result(cid) or {}
+        return _run_claimed(cell, store, claim, wandb_mode)
+
+
+def _run_claimed(cell: dict[str, Any], store: Store, claim: Any, wandb_mode: str) -> dict[str, Any]:
+    """The claim holder's part of :func:`run_cell`."""
+    from suite.claims import ClaimLost
+
+    cid, config = cell["id"], cell["config"]
+    damaged = store.damage(cid)
+    if damaged:  # kept aside, never overwritten
+        store.set_aside(cid, damaged)
     store.write_config(cid, config)
     rec = store.mark(cid, "running", new_attempt=True, pid=os.getpid(), host=socket.gethostname(),
-                     table=cell["table"], row=cell["row"],
-                     scheduler=_scheduler_info())
+                     table=cell["table"], row=cell["row"], scheduler=_scheduler_info(),
+                     **({"took_over": claim.took_over} if claim.took_over else {}))
     attempt = int(rec["attempt"])
     _set_threads()
     try:
-        result = train_and_evaluate(config, cid, store, cell["table"], cell["row"], attempt, wandb_mode)
+        run_config, final = _evaluate_only(config, store.cell_dir(cid) / "work")
+        result = train_and_evaluate(run_config, cid, store, cell["table"], cell["row"], attempt,
+                                    wandb_mode)
+        if final:
+            result.update(config=config, reevaluated_from=final)
+        claim.check()  # only the holder commits
     except BaseException as exc:  # noqa: BLE001 - every failure is recorded, then re-raised
+        if claim.lost is not None or isinstance(exc, ClaimLost):  # another process owns it now
+            raise CellFailed(f"{cid}: claim lost: {claim.lost}") from exc
         reason = _one_line(exc)
         log = store.cell_dir(cid) / "error.log"
         log.write_text("".join(traceback.format_exception(exc)))
@@ -406,8 +444,23 @@ def run_cell(cell: dict[str, Any], results: str, wandb_mode: str = "offline") ->
         store.mark(cid, "failed", reason=reason)
         raise CellFailed(f"{cid}: {reason}") from exc
     _copy_log(store, cid)
-    store.finish(cid, result)
-    return result
+    return store.finish(cid, result)
+
+
+def _evaluate_only(config: dict[str, Any], work: Path) -> tuple[dict[str, Any], str | None]:
+    """(config to run, checkpoint): a cell whose newest intact checkpoint is its last iteration
+    (killed while evaluating or exporting, or a damaged result set aside) is evaluated from that
+    checkpoint instead of resumed (mmengine would resume past the end and never evaluate)."""
+    if config.get("import_checkpoint") or not _resume(work):
+        return config, None
+    newest = Path((work / "last_checkpoint").read_text().strip())
+    if newest.stem != f"iter_{int(config['iters'])}":
+        return config, None
+    return {**config, "import_checkpoint": str(newest)}, str(newest.relative_to(work.parent))
+
+
+def _echo(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _scheduler_info() -> dict[str, str] | None:

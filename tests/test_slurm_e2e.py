@@ -244,7 +244,7 @@ def test_requeued_cell_stays_running_through_submitits_exit(tmp_path, monkeypatc
     cell = _cell("c1").to_dict()
     task = CellTask()
 
-    def preempted(cell_dict, results, wandb_mode):
+    def preempted(cell_dict, results, wandb_mode, **_):
         task.checkpoint(cell_dict, results, wandb_mode)  # the signal handler
         Store(results).mark(cell_dict["id"], "failed", reason="SystemExit: -1")  # run_cell's except
         raise CellFailed("c1: SystemExit: -1")
@@ -259,7 +259,7 @@ def test_requeued_cell_stays_running_through_submitits_exit(tmp_path, monkeypatc
     assert store.state("c1") == "running"
     assert rec["scheduler"] == {"job_id": "40_1", "state": "REQUEUED"}
 
-    def broken(cell_dict, results, wandb_mode):  # an ordinary failure stays a failure
+    def broken(cell_dict, results, wandb_mode, **_):  # an ordinary failure stays a failure
         raise CellFailed("c1: boom")
 
     monkeypatch.setattr(suite.train, "run_cell", broken)

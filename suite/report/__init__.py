@@ -9,7 +9,9 @@ Public API:
 Modules, one job each: ``reference`` (the paper's tables), ``frame`` (input contract),
 ``layout`` (our numbers laid into the paper's table: seeds, Δ, diffs, flags, ranks),
 ``grid``/``caption`` (cell strings and captions), ``markdown``, ``latex``, ``macros``,
-``plots``, ``html``, ``wandb_source``, ``synthetic`` (fixture frames), ``render`` (entry points).
+``plots``, ``html``, ``quality`` (the companion table: Boundary IoU, connectivity error, cost,
+paired seed differences), ``wandb_source``, ``synthetic`` (fixture frames), ``render`` (entry
+points).
 """
 
 from suite.report.layout import Layout, build_layout

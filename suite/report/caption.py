@@ -1,8 +1,9 @@
 """Plain-text captions, legends and footnotes shared by every output format.
 
 Writers convert these strings to their own markup (escaping for LaTeX, HTML, Markdown). The
-caption states the protocol (seeds, statistic, checkpoint, split, profile), and shouts when the
-profile is ``smoke``, and again when results collapsed; the footnotes say which cells are
+caption states the protocol (seeds, statistic, checkpoint, split, profile) and how Params and
+FLOPs are counted, and shouts when results ran on synthetic data (the profile's ``data``, not its
+name), and again when results collapsed; the footnotes say which cells are
 missing, partial, failed, running or collapsed, and why.
 """
 
@@ -11,8 +12,25 @@ from __future__ import annotations
 from suite.report.layout import Layout
 
 SMOKE_WARNING = (
-    "SMOKE PROFILE (not the paper profile): synthetic data at toy scale. This comparison checks the machinery only; "
-    "the numbers are NOT comparable to the paper's."
+    "SMOKE PROFILE (synthetic data, not the paper's datasets): toy scale. This comparison checks the "
+    "machinery only; the numbers are NOT comparable to the paper's."
+)
+# How Params and FLOPs are counted (suite.train.complexity: mmengine's analysis tools)
+COMPLEXITY_CONVENTION = (
+    "Params: every parameter of the deployed network (student or teacher; the auxiliary FCN "
+    "head, used in training only, included); FLOPs: multiply-accumulate operations of one "
+    "inference forward at the profile's crop (one fused multiply-add counts as one FLOP, the "
+    "fvcore/mmengine convention; the auxiliary head does not run in inference and is not "
+    "counted), batch 1."
+)
+COMPLEXITY_NOTE = (
+    "Params/FLOPs against the paper: at 512\u00d7512, PSPNet-18 counts 12.79 M / 54.3 G here "
+    "(paper 15.24 M / 106.2 G) and PSPNet-101 67.97 M / 256.5 G (paper 70.43 M / 411.6 G). "
+    "Counting the auxiliary head's FLOPs adds 0.6 G and 9.7 G, leaving it out of Params "
+    "subtracts 0.15 M and 2.37 M; counting a multiply-add as two FLOPs doubles ours (108.6 G, "
+    "513.0 G). No single one of these conventions reproduces both of the paper's columns: the "
+    "paper's Params are about 2.45 M above ours for both networks, and its FLOPs 1.95\u00d7 (student) "
+    "and 1.60\u00d7 (teacher) ours."
 )
 LIST_LIMIT = 20
 
@@ -23,7 +41,8 @@ def title(layout: Layout) -> str:
 
 
 def smoke_warning(layout: Layout) -> str | None:
-    """The prominent smoke-profile warning, or None for real (paper-profile) results."""
+    """The prominent smoke warning when any result ran on synthetic data (the profile's ``data:
+    synthetic``, whatever its name), or None for real-data results."""
     return SMOKE_WARNING if layout.smoke else None
 
 
@@ -41,9 +60,12 @@ def caption(layout: Layout) -> str:
     """Title, metric, the reproduction convention and the protocol, in one paragraph."""
     tol = (f"flagged (\u26a0) when |diff| > {layout.tolerance_std:g} std for n \u2265 2 seeds, "
            f"else > {layout.tolerance:g} points")
-    return (f"{title(layout)}. {layout.table.metric_label}: ours beside the paper's number; "
+    text = (f"{title(layout)}. {layout.table.metric_label}: ours beside the paper's number; "
             f"values printed as the paper does, value (+\u0394 over the baseline); "
             f"Diff = ours \u2212 paper, {tol}. {layout.protocol.text()}")
+    if any(c.kind == "efficiency" and c.metric in ("params_m", "flops_g") for c in layout.columns):
+        text += " " + COMPLEXITY_CONVENTION
+    return text
 
 
 def legend(layout: Layout) -> str:
@@ -98,5 +120,7 @@ def footnotes(layout: Layout, limit: int = LIST_LIMIT) -> list[str]:
     extra = [r.ref.label for r in layout.rows if r.extra]
     if extra:
         out.append("Rows not in the paper: " + _limited(extra, limit) + ".")
+    if any(c.kind == "efficiency" and c.metric in ("params_m", "flops_g") for c in layout.columns):
+        out.append(COMPLEXITY_NOTE)
     out += [f"Paper note: {n}" for n in layout.table.notes]
     return out

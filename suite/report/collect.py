@@ -15,6 +15,8 @@ COLUMNS = [
     "status", "reason", "miou", "aacc", "ap_box", "ap_mask", "params_m", "flops_g", "fps",
     "wall_time_s", "profile", "checkpoint", "split", "reimplementation", "unverified", "git_sha",
     "versions", "assumptions", "wandb_url", "wandb_mode", "collapsed", "collapse_note",
+    "boundary_iou", "connectivity_error", "data_source", "cost_wall_s", "cost_device_s",
+    "cost_device", "peak_host_mib", "peak_device_mib", "predictions_dir",
 ]
 
 
@@ -28,6 +30,29 @@ def collapse_note(health: dict | None) -> str:
     text = (health.get("reason") or "no reason recorded") + (
         f" since iter {since}" if since is not None else "")
     return text + (f" ({health['diagnosis']})" if health.get("diagnosis") else "")
+
+
+def cost_columns(result: dict) -> dict[str, object]:
+    """The frame's cost columns of a result: wall and device seconds (GPU seconds on CUDA, CPU
+    seconds on a CPU run), the device, peak host and device memory (MiB); NaN when unrecorded
+    (a result older than the ``cost`` record gives its ``wall_time_s`` as wall)."""
+    from suite.cost import device_seconds
+
+    nan = float("nan")
+    cost = result.get("cost") or {}
+    return {
+        "cost_wall_s": cost.get("wall_s", result.get("wall_time_s", nan)),
+        "cost_device_s": device_seconds(cost) if cost else nan,
+        "cost_device": cost.get("device", ""),
+        "peak_host_mib": cost.get("peak_host_mib", nan),
+        "peak_device_mib": cost.get("peak_device_mib", nan),
+    }
+
+
+def _predictions(store: Store, cell_id: str) -> str:
+    """The cell's ``predictions/`` folder (:mod:`suite.predictions`), or "" without one."""
+    folder = store.cell_dir(cell_id) / "predictions"
+    return str(folder) if folder.is_dir() else ""
 
 
 def _row(cell: Cell, store: Store) -> dict:
@@ -51,7 +76,7 @@ def _row(cell: Cell, store: Store) -> dict:
         "seed": int(cfg["seed"]),
         "cell_id": cell.id,
         "status": state,
-        "reason": store.reason(cell.id) if state == "failed" else "",
+        "reason": store.reason(cell.id) if state in ("failed", "damaged") else "",
         "miou": res.get("miou", nan),
         "aacc": res.get("aacc", nan),
         "ap_box": res.get("ap_box", nan),
@@ -73,6 +98,11 @@ def _row(cell: Cell, store: Store) -> dict:
         "wandb_mode": wandb.get("mode", ""),
         "collapsed": bool((res.get("health") or {}).get("collapsed", False)),
         "collapse_note": collapse_note(res.get("health")),
+        "boundary_iou": res.get("boundary_iou", nan),
+        "connectivity_error": res.get("connectivity_error", nan),
+        "data_source": (cfg.get("data") or {}).get("source", ""),
+        **cost_columns(res),
+        "predictions_dir": _predictions(store, cell.id) if state == "done" else "",
         **{f"col_{k}": v for k, v in cell.columns.items()},
     }
 

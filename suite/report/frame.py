@@ -14,7 +14,9 @@ import pandas as pd
 
 METRICS: tuple[str, ...] = ("miou", "aacc", "ap_box", "ap_mask")
 EFFICIENCY: tuple[str, ...] = ("params_m", "flops_g", "fps")
-STATUSES: tuple[str, ...] = ("done", "missing", "failed", "running")
+QUALITY: tuple[str, ...] = ("boundary_iou", "connectivity_error")  # suite.boundary_metrics
+COST: tuple[str, ...] = ("cost_wall_s", "cost_device_s", "peak_host_mib", "peak_device_mib")
+STATUSES: tuple[str, ...] = ("done", "missing", "failed", "running", "damaged")
 
 # column -> default for a frame that lacks it
 DEFAULTS: dict[str, object] = {
@@ -43,10 +45,14 @@ DEFAULTS: dict[str, object] = {
     "wandb_mode": "disabled",
     "collapsed": False,
     "collapse_note": "",
+    **{m: np.nan for m in QUALITY + COST},
+    "cost_device": "",
+    "data_source": "",
+    "predictions_dir": "",
 }
 TEXT = ("table", "row", "method", "dataset", "model", "teacher_model", "cell_id", "status",
         "reason", "profile", "checkpoint", "split", "git_sha", "versions", "assumptions",
-        "wandb_url", "wandb_mode", "collapse_note")
+        "wandb_url", "wandb_mode", "collapse_note", "cost_device", "data_source", "predictions_dir")
 
 
 def _dtype(default: object) -> object:
@@ -76,7 +82,7 @@ def normalize(df: pd.DataFrame | None, table: str | None = None) -> pd.DataFrame
     df["method"] = df["method"].replace({"": "none", "nan": "none", "None": "none"})
     for col in ("block", "seed"):
         df[col] = pd.to_numeric(df[col], errors="coerce").fillna(0).astype(int)
-    for col in METRICS + EFFICIENCY + ("wall_time_s",):
+    for col in METRICS + EFFICIENCY + QUALITY + COST + ("wall_time_s",):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
     for col in ("reimplementation", "unverified", "collapsed"):
         df[col] = df[col].fillna(False).astype(bool)
@@ -97,11 +103,13 @@ class Protocol:
     splits: tuple[str, ...]
     profiles: tuple[str, ...]
     finished: int
+    synthetic: bool = False
 
     @property
     def smoke(self) -> bool:
-        """Whether any profile other than ``paper`` (smoke, or a lab's own toy profile) is present."""
-        return any(p and p != "paper" for p in self.profiles)
+        """Whether any result (or planned cell) ran on synthetic data (:func:`synthetic_rows`):
+        the profile's data source decides, not its name."""
+        return self.synthetic
 
     def text(self) -> str:
         """One plain-text sentence, e.g. ``n = 3 seeds per cell, mean ± std (sample), ...``."""
@@ -133,4 +141,13 @@ def protocol(df: pd.DataFrame) -> Protocol:
         return tuple(sorted(v for v in src[col].unique() if v))
 
     return Protocol(n_min, n_max, values("checkpoint"), values("split"), values("profile"),
-                    len(done))
+                    len(done), bool(synthetic_rows(src).any()))
+
+
+def synthetic_rows(df: pd.DataFrame) -> pd.Series:
+    """Which rows ran on synthetic data: the result's ``data_source`` (the profile's ``data``:
+    ``synthetic`` or ``real``), or, for a frame that does not record it, a profile other than
+    ``paper`` (the built-in real-data profile)."""
+    source = df["data_source"]
+    unknown = (source == "") & (df["profile"] != "") & (df["profile"] != "paper")
+    return (source == "synthetic") | unknown

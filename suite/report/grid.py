@@ -23,7 +23,7 @@ LATEX_SPECIAL = {
     "\u2013": "--", "\u2021": r"\ddag{}", "\u2020": r"\dag{}", "\u00b7": r"$\cdot$",
     "\u0394": r"$\Delta$", "\u2713": r"\checkmark{}", "\u2717": r"$\times$", "\u26a0": "(!)",
     "|": r"$|$", "<": r"$<$", ">": r"$>$", "\u2265": r"$\geq$", "\u2264": r"$\leq$",
-    "\u00d7": r"$\times$", "\u2026": r"\dots{}",
+    "\u00d7": r"$\times$", "\u2026": r"\dots{}", "\u03b2": r"$\beta$", "\u2248": r"$\approx$",
 }
 _LATEX_RE = re.compile("|".join(re.escape(k) for k in LATEX_SPECIAL))
 _SUP_RE = re.compile(r"\^(\w+)")

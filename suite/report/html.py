@@ -13,6 +13,9 @@ import datetime as _dt
 import html
 import json
 import math
+from pathlib import Path
+
+import pandas as pd
 
 from suite.report.caption import (
     caption,
@@ -24,6 +27,10 @@ from suite.report.caption import (
 )
 from suite.report.grid import HTML, build_grid, html_text
 from suite.report.layout import Layout
+from suite.report.names import dataset_name
+from suite.report.quality import body as quality_body
+from suite.report.quality import build_quality, quality_caption, quality_title
+from suite.report.quality import header as quality_header
 
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:24px;color:#111;
@@ -53,6 +60,8 @@ td.collapsed{background:#fff4e0}sup.collapsed{color:#d60;font-weight:bold}
 .wandb{font-size:.75em;margin-left:.3em;color:#555}
 .legend,.footnotes{font-size:12px;color:#333;max-width:140ch}
 figure img{max-width:100%;border:1px solid #ddd}
+table.predictions td,table.predictions th{padding:2px;font-size:11px;text-align:center}
+img.pred{width:128px;image-rendering:pixelated;border:1px solid #ddd}
 details.provenance{margin:1em 0}
 table.prov{border-collapse:collapse;font-size:11px}
 table.prov th,table.prov td{border:1px solid #ddd;padding:2px 5px;text-align:left;
@@ -63,7 +72,8 @@ table.prov td.json{max-width:40ch;overflow-wrap:anywhere;font-family:monospace}
 PROV_COLUMNS = ("cell_id", "row", "method", "dataset", "model", "teacher_model", "seed",
                 "status", "reason", "health", "metrics", "profile", "checkpoint", "split", "git_sha",
                 "versions", "assumptions", "wall_time_s", "wandb")
-METRIC_KEYS = ("miou", "aacc", "ap_box", "ap_mask", "params_m", "flops_g", "fps")
+METRIC_KEYS = ("miou", "aacc", "ap_box", "ap_mask", "boundary_iou", "connectivity_error", "params_m",
+               "flops_g", "fps")
 LINK_LIMIT = 3
 
 
@@ -187,6 +197,87 @@ def provenance_html(layout: Layout) -> str:
             f"<tbody>{''.join(lines)}</tbody></table></div></details>")
 
 
+def quality_html(layout: Layout) -> str:
+    """The companion table (:mod:`suite.report.quality`): ``<table id="<name>-quality">``
+    under its own heading and caption; "" when there is none."""
+    qt = build_quality(layout)
+    if qt is None:
+        return ""
+    header = quality_header(qt)
+    top = ['<th rowspan="2" scope="col">Method</th>']
+    top += [f'<th colspan="3" scope="colgroup">{html_text(label)}</th>' for _, label in qt.groups]
+    top.append('<th rowspan="2" scope="col">Cost (wall)</th>')
+    sub = "".join(f'<th scope="col">{html_text(s)}</th>' for _, s in header[1:-1])
+    rows = "".join("<tr>" + "".join(f"<td>{html_text(v)}</td>" for v in line) + "</tr>"
+                   for line in quality_body(qt))
+    return (f'<h3 id="quality-{layout.name}">{html_text(quality_title(layout))}</h3>'
+            f'<p class="caption">{html_text(quality_caption(layout, qt))}</p>'
+            f'<div class="scroll"><table id="{layout.name}-quality" class="repro quality">'
+            f"<thead><tr>{''.join(top)}</tr><tr>{sub}</tr></thead><tbody>{rows}</tbody>"
+            "</table></div>")
+
+
+def _png_uri(path: Path) -> str:
+    """A ``data:image/png;base64,...`` URI of a PNG file ("" when it cannot be read)."""
+    try:
+        return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+    except OSError:
+        return ""
+
+
+def _prediction_columns(layout: Layout, done: pd.DataFrame) -> list[tuple[str, Path]]:
+    """(label, predictions folder) of the rows to show, Figure 5/6 order: student, methods,
+    teacher; the lowest finished seed of each row."""
+    order = {"student": 0, "method": 1, "combination": 1, "ablation": 1, "teacher": 2}
+    rows = sorted({int(r) for r in done["_row"]},
+                  key=lambda i: (order.get(layout.rows[i].kind, 3), i))
+    out = []
+    for i in rows:
+        mine = done[done["_row"] == i].sort_values("seed")
+        lr = layout.rows[i]
+        label = lr.ref.label.replace("Teacher: ", "Teacher ").replace("Student: ", "Student ")
+        out.append((label, Path(mine["predictions_dir"].iloc[0])))
+    return out
+
+
+def predictions_html(layout: Layout, limit: int = 4) -> str:
+    """The paper's Figure 5/6 from the cells' saved pictures (:mod:`suite.predictions`): per
+    dataset, one line per validation image: the image, the ground truth with its boundary band
+    lightened, then the student, each method and the teacher. "" without pictures."""
+    from suite.predictions import sample_names
+
+    frame = layout.frame
+    done = frame[(frame["status"] == "done") & (frame["_row"] >= 0)
+                 & (frame["predictions_dir"] != "")]
+    parts = []
+    for dataset in dict.fromkeys(done["dataset"].tolist()):
+        columns = _prediction_columns(layout, done[done["dataset"] == dataset])
+        names = next((sample_names(folder) for _, folder in columns if sample_names(folder)), [])
+        if not names:
+            continue
+        head = "".join(f"<th>{html_text(c)}</th>" for c in ["Image", "Ground truth (band)"]
+                       + [label for label, _ in columns])
+        body = []
+        for name in names[:limit]:
+            first = columns[0][1]
+            cells = [(first / f"{name}_image.png", "image"), (first / f"{name}_gt.png", "ground truth")]
+            cells += [(folder / f"{name}_pred.png", label) for label, folder in columns]
+            tds = "".join(
+                f'<td><img class="pred" alt="{html.escape(f"{what}: {name}")}" src="{uri}"></td>'
+                if (uri := _png_uri(path)) else "<td>\u2014</td>" for path, what in cells)
+            body.append(f"<tr>{tds}</tr>")
+        parts.append(f"<h4>{html_text(dataset_name(dataset))}</h4><div class=\"scroll\">"
+                     f'<table class="predictions" id="predictions-{layout.name}-{dataset}">'
+                     f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
+    if not parts:
+        return ""
+    note = ("The first validation images of each dataset (the same in every cell): input, "
+            "ground truth with its Boundary IoU band (d = 2% of the diagonal) lightened, and the "
+            "prediction of each finished row (lowest seed).")
+    return (f'<div class="predictions" id="predictions-{layout.name}"><h3>Predictions</h3>'
+            f'<p class="caption">{html_text(note)}</p>' + "".join(parts) + "</div>")
+
+
 def section_html(layout: Layout, png: bytes | None = None) -> str:
     """One table's section: title, smoke warning, caption, table, notes, figure, provenance."""
     parts = [f'<section id="section-{layout.name}" class="table-section">',
@@ -204,6 +295,8 @@ def section_html(layout: Layout, png: bytes | None = None) -> str:
     if notes:
         parts.append('<ul class="footnotes">' + "".join(f"<li>{html_text(n)}</li>" for n in notes)
                      + "</ul>")
+    parts.append(quality_html(layout))
+    parts.append(predictions_html(layout))
     if png:
         data = base64.b64encode(png).decode("ascii")
         parts.append(f'<figure id="figure-{layout.name}"><img alt="{html.escape(title(layout))}'

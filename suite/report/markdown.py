@@ -12,6 +12,9 @@ from suite.report.caption import (
 )
 from suite.report.grid import MARKDOWN, build_grid, escape_markdown
 from suite.report.layout import Layout
+from suite.report.quality import body as quality_body
+from suite.report.quality import build_quality, quality_caption, quality_title
+from suite.report.quality import header as quality_header
 
 STYLE = {"best": "**{}**", "second": "<u>{}</u>", "flag": "**{}**"}
 
@@ -44,4 +47,18 @@ def render_markdown(layout: Layout) -> str:
                              for v, t in zip(values, tags)]))
     lines += ["", escape_markdown(legend(layout)), ""]
     lines += [f"- {escape_markdown(n)}" for n in footnotes(layout)]
+    lines += render_quality_markdown(layout)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def render_quality_markdown(layout: Layout) -> list[str]:
+    """The companion table (:mod:`suite.report.quality`) as Markdown lines; none without one."""
+    qt = build_quality(layout)
+    if qt is None:
+        return []
+    head = [escape_markdown(f"{g} {s}".strip()) for g, s in quality_header(qt)]
+    lines = ["", f"### {escape_markdown(quality_title(layout))}", "",
+             f"*{escape_markdown(quality_caption(layout, qt))}*", "", _cells(head),
+             _cells(["---"] + ["---:"] * (len(head) - 1))]
+    lines += [_cells([escape_markdown(v) for v in row]) for row in quality_body(qt)]
+    return lines

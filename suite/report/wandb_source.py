@@ -3,7 +3,8 @@
 Each run's ``config["cell"]`` holds the resolved cell config (table, row, method, dataset,
 model, teacher, seed, profile, and optionally block, checkpoint, split, cell_id,
 reimplementation, unverified, versions, assumptions); its summary holds the metrics under the
-frame's column names (``summary_metrics``) and the health verdict (``health.collapsed``,
+frame's column names (``summary_metrics``; Boundary IoU and the connectivity error also as
+logged by the validation, ``bIoU`` and ``connErr``) and the health verdict (``health.collapsed``,
 ``health.reason``, ``health.since_iter``, ``health.diagnosis``); the git commit comes from the config's
 ``git_sha`` or the run's metadata. One W&B run is made per attempt (grouped by cell id), so the finished
 attempt of a cell wins over others, then the most recent one.
@@ -112,6 +113,11 @@ def run_record(run: Any) -> dict[str, Any] | None:
     }
     for key in METRICS + EFFICIENCY:
         rec[key] = _number(summary.get(key))
+    # the validation metrics as logged (``bIoU``, ``connErr``) unless summarised by name
+    rec["boundary_iou"] = _number(summary.get("boundary_iou", summary.get("bIoU")))
+    rec["connectivity_error"] = _number(summary.get("connectivity_error",
+                                                    summary.get("connErr")))
+    rec["data_source"] = str((cell.get("data") or {}).get("source", ""))
     return rec
 
 
