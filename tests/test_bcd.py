@@ -205,3 +205,20 @@ def test_method_options():
         build_method("bcd", {"lambda": 3})
     with pytest.raises(ValueError, match="at least one"):
         build_method("bcd", {"boundary": False, "context": False})
+
+
+def test_reference_defaults_context_item_mean_and_the_temperature_rules_factor():
+    from suite.methods import build_method
+
+    spec = build_method("bcd", {})
+    assert spec.assumptions["bcd.context_reduction"] == "item"
+    assert spec.losses["loss_cd"].kwargs["reduction"] == "item"
+    assert spec.assumptions["bcd.tau_factor"] == 1.05 and spec.assumptions["bcd.tau_threshold"] is None
+    # the rule stays off without a threshold, and multiplies by 1.05 steps with one
+    x = torch.tensor([0.0, 3.0])
+    assert adaptive_temperature(x, 1.0, 1.05, None) == 1.0
+    assert adaptive_temperature(x, 1.0, 1.05, 2.0) == pytest.approx(1.05**9)  # 3/1.05^8 > 2
+    # the old default is one option away: the same KL summed per row, HW times larger
+    fs, ft = torch.randn(2, 6, 4, 5), torch.randn(2, 6, 4, 5)
+    row = ContextDistillLoss(reduction="row", chunk=None)(fs, ft)
+    assert torch.allclose(row, 20 * ContextDistillLoss(chunk=None)(fs, ft), rtol=1e-5)
