@@ -1,0 +1,164 @@
+"""Does knowledge transfer? Student, KD, CWD and BCD over several seeds, with paired statistics.
+
+Runs the ``signal`` table (PSPNet-R101 -> PSPNet-R18 on synthetic Pascal VOC: the student, KD,
+CWD and BCD at their defaults) on the ``signal`` profile with ``--seeds`` seeds (default 3), then
+prints per row: mIoU mean +- std over seeds, the paired difference to the student (same seed:
+same initialisation and data order) with its standard error, and a verdict:
+
+* ``helps``  the paired difference is above +2 standard errors;
+* ``hurts``  below -2 standard errors;
+* ``within noise`` otherwise;
+* ``floor``  a seed ended at the background floor (at most one class with IoU > 0), or the
+  cell's health record says it collapsed.
+
+It ends with the checks of a regime that can show knowledge transfer: teacher - student >= 10
+mIoU, KD - student > 2 SE, no row at the floor, BCD not below the student by more than 2 SE.
+
+Run: ``.venv/bin/python benchmarks/knowledge_transfer.py [--results DIR] [--seeds 3]
+[--profile signal] [--table signal] [--no-run] [--markdown FILE]``. Finished cells are reused,
+so a second call only reprints. ``SUITE_THREADS=1`` per worker (set here) keeps two workers on
+two cores from slowing each other down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from suite.store import Store
+from suite.tables import expand
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def at_floor(result: dict) -> bool:
+    """At most one class has a non-zero IoU (background everywhere), or health says collapsed."""
+    ious = [v for k, v in (result.get("metrics") or {}).items() if k.startswith("IoU.")]
+    nonzero = [v for v in ious if isinstance(v, (int, float)) and not math.isnan(v) and v > 0]
+    collapsed = bool((result.get("health") or {}).get("collapsed"))
+    return len(nonzero) <= 1 or collapsed
+
+
+def cells_frame(table: str, profile: str, seeds: int, results: Path) -> pd.DataFrame:
+    """One row per finished cell: row, seed, role, mIoU, floor flag."""
+    store = Store(results)
+    rows = []
+    for cell in expand(table, profile, seeds, require_roots=False):
+        if cell.role == "pretrain":
+            continue
+        res = store.result(cell.id) if store.state(cell.id) == "done" else None
+        rows.append({"row": cell.row, "seed": int(cell.config["seed"]), "role": cell.role,
+                     "miou": (res or {}).get("miou", float("nan")),
+                     "floor": at_floor(res) if res else False, "done": res is not None})
+    return pd.DataFrame(rows)
+
+
+def paired_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Per row: mean, std, paired difference to the student (mean, SE), verdict."""
+    students = df[df["row"] == "student"].set_index("seed")["miou"]
+    out = []
+    for row, group in df[df["role"] != "teacher"].groupby("row", sort=False):
+        g = group.set_index("seed")
+        diff = (g["miou"] - students.reindex(g.index)).dropna()
+        n = len(diff)
+        se = diff.std(ddof=1) / math.sqrt(n) if n > 1 else float("nan")
+        mean_diff = diff.mean() if n else float("nan")
+        if g["floor"].any():
+            verdict = "floor"
+        elif row == "student":
+            verdict = "-"
+        elif n < 2:
+            verdict = "needs 2+ seeds"
+        elif mean_diff > 2 * se:
+            verdict = "helps"
+        elif mean_diff < -2 * se:
+            verdict = "hurts"
+        else:
+            verdict = "within noise"
+        out.append({"row": row, "n": int(g["miou"].notna().sum()), "mean": g["miou"].mean(),
+                    "std": g["miou"].std(ddof=1), "seeds": " / ".join(f"{v:.2f}" for v in g["miou"]),
+                    "diff": mean_diff if row != "student" else float("nan"),
+                    "se": se if row != "student" else float("nan"), "verdict": verdict})
+    return pd.DataFrame(out)
+
+
+def checks(df: pd.DataFrame, summary: pd.DataFrame) -> list[tuple[str, bool]]:
+    """The pass/fail list of a regime that shows knowledge transfer."""
+    teacher = df.loc[df["role"] == "teacher", "miou"].mean()
+    s = summary.set_index("row")
+    student = s.loc["student", "mean"]
+    out = [(f"teacher - student >= 10 mIoU ({teacher:.2f} - {student:.2f} = {teacher - student:.2f})",
+            teacher - student >= 10)]
+    if "kd" in s.index:
+        kd = s.loc["kd"]
+        out.append((f"KD - student > 2 SE ({kd['diff']:+.2f}, SE {kd['se']:.2f})",
+                    bool(kd["diff"] > 2 * kd["se"])))
+    floors = list(s.index[s["verdict"] == "floor"])
+    out.append((f"no row at the background floor ({', '.join(floors) or 'none'})", not floors))
+    if "bcd" in s.index:
+        bcd = s.loc["bcd"]
+        out.append((f"BCD not below the student by > 2 SE ({bcd['diff']:+.2f}, SE {bcd['se']:.2f})",
+                    bool(bcd["diff"] >= -2 * bcd["se"])))
+    return out
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A pipe table of ``frame`` (floats with two decimals, NaN as a dash)."""
+    def cell(v: object) -> str:
+        if isinstance(v, float):
+            return "-" if math.isnan(v) else f"{v:.2f}"
+        return str(v)
+
+    head = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([head, rule, *body])
+
+
+def render(df: pd.DataFrame, summary: pd.DataFrame, profile: str, seeds: int) -> str:
+    teacher = df.loc[df["role"] == "teacher", "miou"]
+    table = summary.rename(columns={"mean": "mIoU mean", "std": "std", "diff": "paired diff",
+                                    "se": "SE"})
+    lines = [f"profile {profile}, {seeds} seeds; teacher mIoU {teacher.mean():.2f}", "",
+             markdown_table(table), ""]
+    lines += [f"- [{'x' if ok else ' '}] {text}" for text, ok in checks(df, summary)]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--table", default="signal")
+    ap.add_argument("--profile", default="signal")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--results", default=str(REPO / "results"))
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--no-run", action="store_true", help="only read what is in --results")
+    ap.add_argument("--markdown", help="also write the printed summary to this file")
+    args = ap.parse_args()
+    if not args.no_run:
+        env = {**os.environ, "SUITE_THREADS": os.environ.get("SUITE_THREADS", "1")}
+        cmd = [sys.executable, "-m", "suite", "run", args.table, "--profile", args.profile,
+               "--seeds", str(args.seeds), "--results", args.results, "--executor", "local",
+               "--workers", str(args.workers)]
+        code = subprocess.call(cmd, env=env, cwd=REPO)
+        if code not in (0, 1):
+            return code
+    df = cells_frame(args.table, args.profile, args.seeds, Path(args.results))
+    missing = int((~df["done"]).sum())
+    if missing:
+        print(f"{missing} cells not finished; the statistics use the finished ones")
+    text = render(df[df["done"]], paired_summary(df[df["done"]]), args.profile, args.seeds)
+    print(text)
+    if args.markdown:
+        Path(args.markdown).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
