@@ -54,6 +54,18 @@ class ClaimLost(SuiteError):
     """This process's claim was taken over: it must stop and write nothing more."""
 
 
+class NotRankZero(SuiteError):
+    """A rank other than 0 of a DDP job tried to claim a cell: only rank 0 claims and writes."""
+
+
+def _require_rank_zero() -> None:
+    from suite.dist import rank
+
+    if rank() != 0:
+        raise NotRankZero(f"rank {rank()} of a DDP job must not claim a cell: rank 0 claims it "
+                          "for every rank")
+
+
 # ----------------------------------------------------------------------------- settings
 
 
@@ -317,8 +329,11 @@ def try_acquire(cell_dir: Path, job_probe: JobProbe | None = slurm_job_active,
                 echo: Callable[[str], None] | None = None) -> Claim | Owner:
     """Claim the cell: a :class:`Claim` (not yet beating), or the live :class:`Owner` holding it.
 
-    A stale claim is taken over (logged in ``claims/log`` and passed to ``echo``).
+    A stale claim is taken over (logged in ``claims/log`` and passed to ``echo``). Only a
+    single process or rank 0 of a DDP job claims (:class:`NotRankZero` otherwise): the other
+    ranks share rank 0's claim.
     """
+    _require_rank_zero()
     cell_dir = Path(cell_dir)
     cell_dir.mkdir(parents=True, exist_ok=True)
     me = Owner.me()

@@ -7,24 +7,10 @@ import netrc
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from suite.errors import SuiteError
 
-if TYPE_CHECKING:
-    from suite.tables import Cell
-
 DEFAULT_RESULTS = "results"
-
-
-def _pairs(items: list[str] | None, flag: str) -> dict[str, str]:
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            raise SuiteError(f"{flag} expects NAME=PATH, got {item!r}")
-        key, value = item.split("=", 1)
-        out[key] = value
-    return out
 
 
 def _cell_args(p: argparse.ArgumentParser) -> None:
@@ -125,26 +111,6 @@ def wandb_key_available(env: dict[str, str] | None = None) -> bool:
         return False
 
 
-def check_selection(cells: list[Cell], chosen: list[Cell], only: list[str]) -> list[Cell]:
-    """``chosen`` (the cells ``--only`` keeps), or an error naming a value no cell has."""
-    for item in only:
-        key, _, values = item.partition("=")
-        have = {_attr(c, key) for c in cells}
-        unknown = [v for v in values.split(",") if v not in have]
-        if unknown:
-            raise SuiteError(f"--only {key}={','.join(unknown)} matches no cell; valid {key} "
-                             f"values: {', '.join(sorted(have)) or 'none'}")
-    return chosen
-
-
-def _attr(cell: Cell, key: str) -> str:
-    if key in ("row", "id"):
-        return str(getattr(cell, key))
-    if key == "method":
-        return str(cell.config.get("method_name", "none"))
-    return str(cell.config.get(key))
-
-
 def one_line(exc: BaseException) -> str:
     """An error message on one line; a YAML parser's report becomes its problem and position."""
     text = str(exc)
@@ -154,10 +120,6 @@ def one_line(exc: BaseException) -> str:
         where = f"line {mark.line + 1}, column {mark.column + 1}"
         text = f"{text[: -len(str(cause))]}{getattr(cause, 'problem', None) or 'invalid YAML'} ({where})"
     return " ".join(part.strip() for part in text.splitlines() if part.strip()) or type(exc).__name__
-
-
-def results_path(args: argparse.Namespace) -> Path:
-    return Path(args.results).resolve()
 
 
 if __name__ == "__main__":  # pragma: no cover

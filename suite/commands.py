@@ -9,7 +9,8 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from suite.cli import _pairs, check_selection, results_path
+from suite.blocks import table_datasets
+from suite.cli_inputs import check_selection, pairs, results_path
 from suite.errors import SuiteError
 from suite.profiles import load_profile, profile_names
 from suite.store import Store
@@ -29,8 +30,8 @@ def resolve_profile(args: argparse.Namespace) -> str:
         load_profile(args.profile)  # validates the name
         return args.profile
     spec = load_table(args.table)
-    roots = _pairs(args.data_root, "--data-root")
-    have = all(roots.get(d) or os.environ.get(f"SUITE_DATA_{d.upper()}") for d in spec["datasets"])
+    roots = pairs(args.data_root, "--data-root")
+    have = all(roots.get(d) or os.environ.get(f"SUITE_DATA_{d.upper()}") for d in table_datasets(spec))
     return "paper" if have else "smoke"
 
 
@@ -40,8 +41,8 @@ def table_cells(args: argparse.Namespace, require_roots: bool = True) -> list[Ce
         args.table,
         profile,
         seeds=args.seeds,
-        data_roots=_pairs(args.data_root, "--data-root"),
-        teacher_checkpoints=_pairs(args.teacher_checkpoint, "--teacher-checkpoint"),
+        data_roots=pairs(args.data_root, "--data-root"),
+        teacher_checkpoints=pairs(args.teacher_checkpoint, "--teacher-checkpoint"),
         require_roots=require_roots,
     )
     return check_selection(cells, select(cells, args.only), args.only)

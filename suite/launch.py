@@ -17,36 +17,18 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
 from typing import Any
 
 from tqdm import tqdm
 
 from suite.claims import CellClaimed
 from suite.errors import CellFailed, SuiteError
+from suite.outcome import Outcome
 from suite.store import Store
 from suite.tables import Cell
 from suite.train import run_cell
 
 EXECUTORS = ("local", "debug", "slurm")
-
-
-@dataclass
-class Outcome:
-    """What a launch did. ``submitted`` ({cell id: job id}) and ``arrays`` (one record per job
-    array: ``array`` id, ``name``, ``cells``, ``after`` job ids, ``resources``) are filled by the
-    non-blocking ``slurm`` executor, whose cells finish after ``launch`` returns."""
-
-    done: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
-    skipped: list[str] = field(default_factory=list)
-    elsewhere: dict[str, str] = field(default_factory=dict)  # claimed by another live process
-    submitted: dict[str, str] = field(default_factory=dict)
-    arrays: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
 
 
 def pending(cells: list[Cell], store: Store) -> tuple[list[Cell], list[Cell]]:

@@ -1,7 +1,7 @@
 """Model configs for the suite, taken from mmseg's shipped configs and scaled by the profile.
 
 The architectures come from mmseg's own ``_base_/models`` files (loaded with
-``Config.fromfile("mmseg::...")``); the suite only applies what mmseg's per-depth configs apply
+``mmseg::`` config names, :func:`suite.tasks.library_config`); the suite only applies what mmseg's per-depth configs apply
 (``pspnet_r18-d8`` sets depth 18, head channels 128, ...) plus the profile's width multiplier and
 the dataset's class count. Module names are therefore exactly mmseg's, which is what the
 distillation taps refer to.
@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from mmengine.config import Config, ConfigDict
+from mmengine.config import ConfigDict
+
+from suite.tasks.library import library_config
 
 
 @dataclass(frozen=True)
 class Arch:
     """One segmentation architecture: mmseg base config + depth-specific overrides + taps."""
 
-    base: str  # mmseg base model config, e.g. "_base_/models/pspnet_r50-d8.py"
+    base: str  # mmseg base model config, e.g. "mmseg::_base_/models/pspnet_r50-d8.py"
     depth: int
     head_channels: int
     aux_channels: int
@@ -37,6 +38,7 @@ _RESNET_STAGES = ["backbone.layer1", "backbone.layer2", "backbone.layer3", "back
 # ``segmentor_config``): an in-place ReLU would overwrite the recorded tensor.
 _PSP_TAPS: dict[str, str | list[str]] = {
     "logits": "decode_head.conv_seg",
+    "classifier": "decode_head.conv_seg",  # the module itself (CrossKD, C2VKD reuse it)
     "head_feature": "decode_head.bottleneck",
     "head_feature_preact": "decode_head.bottleneck.bn",
     "stages": _RESNET_STAGES,
@@ -44,6 +46,7 @@ _PSP_TAPS: dict[str, str | list[str]] = {
 }
 _DLV3P_TAPS: dict[str, str | list[str]] = {
     "logits": "decode_head.conv_seg",
+    "classifier": "decode_head.conv_seg",
     "head_feature": "decode_head.sep_bottleneck",
     "head_feature_preact": "decode_head.sep_bottleneck.1.pointwise_conv.bn",
     "stages": _RESNET_STAGES,
@@ -52,15 +55,15 @@ _DLV3P_TAPS: dict[str, str | list[str]] = {
 
 ARCHS: dict[str, Arch] = {
     # mmseg configs/pspnet/pspnet_r{18,50,101}-d8_*.py
-    "pspnet_r18": Arch("_base_/models/pspnet_r50-d8.py", 18, 128, 64, _PSP_TAPS),
-    "pspnet_r50": Arch("_base_/models/pspnet_r50-d8.py", 50, 512, 256, _PSP_TAPS),
-    "pspnet_r101": Arch("_base_/models/pspnet_r50-d8.py", 101, 512, 256, _PSP_TAPS),
+    "pspnet_r18": Arch("mmseg::_base_/models/pspnet_r50-d8.py", 18, 128, 64, _PSP_TAPS),
+    "pspnet_r50": Arch("mmseg::_base_/models/pspnet_r50-d8.py", 50, 512, 256, _PSP_TAPS),
+    "pspnet_r101": Arch("mmseg::_base_/models/pspnet_r50-d8.py", 101, 512, 256, _PSP_TAPS),
     # mmseg configs/deeplabv3plus/deeplabv3plus_r{18,101}-d8_*.py
     "deeplabv3plus_r18": Arch(
-        "_base_/models/deeplabv3plus_r50-d8.py", 18, 128, 64, _DLV3P_TAPS, c1_channels=12
+        "mmseg::_base_/models/deeplabv3plus_r50-d8.py", 18, 128, 64, _DLV3P_TAPS, c1_channels=12
     ),
     "deeplabv3plus_r101": Arch(
-        "_base_/models/deeplabv3plus_r50-d8.py", 101, 512, 256, _DLV3P_TAPS, c1_channels=48
+        "mmseg::_base_/models/deeplabv3plus_r50-d8.py", 101, 512, 256, _DLV3P_TAPS, c1_channels=48
     ),
 }
 
@@ -74,16 +77,6 @@ def get_arch(name: str) -> Arch:
     if name not in ARCHS:
         raise UnknownModelError(f"unknown model {name!r}; valid: {', '.join(sorted(ARCHS))}")
     return ARCHS[name]
-
-
-def mmseg_config_path(relative: str) -> Path:
-    """A config file shipped inside the installed mmseg package (``mmseg/.mim/configs``)."""
-    import mmseg
-
-    path = Path(mmseg.__file__).parent / ".mim" / "configs" / relative
-    if not path.is_file():
-        raise FileNotFoundError(f"mmseg config not found: {path}")
-    return path
 
 
 def scaled_channels(channels: int, width: float) -> int:
@@ -113,7 +106,7 @@ def segmentor_config(
     whole-model checkpoint (``backbone.``).
     """
     arch = get_arch(name)
-    cfg = Config.fromfile(str(mmseg_config_path(arch.base)))
+    cfg = library_config(arch.base)
     model = copy.deepcopy(cfg.model.to_dict())
     norm_cfg = dict(type=norm, requires_grad=True)
     base = scaled_channels(64, width)

@@ -78,11 +78,25 @@ class Resources:
     array_parallelism: int = 16
     max_array_size: int = 1000
     signal_delay_s: int = 120
+    tasks_per_node: int | None = None  # DDP ranks per node; None: one per GPU (1 without GPUs)
+    nodes: int = 1
+
+    @property
+    def ranks_per_node(self) -> int:
+        """DDP ranks (SLURM tasks) per node: ``tasks_per_node``, else one per GPU."""
+        if self.tasks_per_node is not None:
+            return self.tasks_per_node
+        return max(1, self.gpus_per_node)
+
+    @property
+    def world_size(self) -> int:
+        """Ranks training one cell, over all its nodes."""
+        return self.nodes * self.ranks_per_node
 
     @property
     def launcher(self) -> str:
-        """mmengine's launcher for the cell: DDP through SLURM with more than one GPU."""
-        return "slurm" if self.gpus_per_node > 1 else "none"
+        """mmengine's launcher for the cell: DDP through SLURM with more than one rank."""
+        return "slurm" if self.world_size > 1 else "none"
 
     def sbatch_parameters(self) -> dict[str, Any]:
         """``submitit.SlurmExecutor.update_parameters`` keywords (sbatch's own names)."""
@@ -98,7 +112,9 @@ class Resources:
         if self.gpus_per_node:
             params["gpus_per_node"] = self.gpus_per_node
         if self.launcher == "slurm":
-            params["ntasks_per_node"] = self.gpus_per_node  # one DDP rank per GPU
+            params["ntasks_per_node"] = self.ranks_per_node  # one DDP rank per task
+            if self.nodes > 1:
+                params["nodes"] = self.nodes
         for key in ("partition", "account", "qos", "constraint"):
             if getattr(self, key):
                 params[key] = getattr(self, key)
@@ -107,7 +123,8 @@ class Resources:
 
 FIELDS = tuple(Resources.__dataclass_fields__)
 _INT_FIELDS = {"gpus_per_node": 0, "cpus_per_task": 1, "timeout_min": 1, "array_parallelism": 1,
-               "max_array_size": 1, "signal_delay_s": 0}
+               "max_array_size": 1, "signal_delay_s": 0, "nodes": 1, "tasks_per_node": 1}
+_NULLABLE = {"tasks_per_node"}
 
 
 @dataclass(frozen=True)
@@ -145,6 +162,8 @@ def _check_fields(values: Any, where: str) -> dict[str, Any]:
     if unknown:
         raise SpecError(f"{where}: unknown field(s) {unknown}; valid: {', '.join(FIELDS)}")
     for key, low in _INT_FIELDS.items():
+        if key in _NULLABLE and values.get(key, 0) is None:
+            continue
         if key in values and (not isinstance(values[key], int) or values[key] < low):
             raise SpecError(f"{where}: {key} must be an integer >= {low}, got {values[key]!r}")
     return dict(values)
@@ -560,7 +579,7 @@ def submit(cells: Sequence[Cell], store: Store, wandb: str = "offline",
 
     ``Outcome.submitted`` maps cell ids to job ids, ``Outcome.arrays`` lists the arrays.
     """
-    from suite.launch import Outcome
+    from suite.outcome import Outcome
 
     profile = load_cluster_profile(cluster_profile)
     if scheduler is None:

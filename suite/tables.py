@@ -1,8 +1,9 @@
 """Table specs (``experiments/tables/*.yaml``) and their expansion into cells.
 
-A spec names datasets, a teacher/student pair and rows (``row``, optional ``method`` and
-``options``, descriptive ``columns``). Expanding it under a profile gives one cell per
-(dataset, row, seed) plus one teacher cell per dataset. A cell's id is a stable hash of its fully
+A spec holds blocks (:mod:`suite.blocks`; the flat form is one block), each naming datasets, a
+teacher, its students and rows (``row``, optional ``method`` and ``options``, descriptive
+``columns``). Expanding it under a profile gives, per block, one teacher cell per dataset and
+one cell per (dataset, seed, row, student); ``Cell.block`` is the block's index. A cell's id is a stable hash of its fully
 resolved config, so the same training run shared by two tables (the student baseline of Tables I
 and III) is one cell, and re-running a table skips what is finished.
 """
@@ -18,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from suite.blocks import Block, table_blocks
 from suite.errors import SpecError, SuiteError
 from suite.profiles import (
     EXPERIMENTS,
@@ -31,7 +33,6 @@ from suite.profiles import (
 from suite.store import atomic_write_json, cache_dir, read_json
 
 TABLE_DIR = EXPERIMENTS / "tables"
-ROW_KEYS = {"row", "method", "options", "columns"}
 # Keys of a resolved config that say *where* things are on this machine, not *what* runs, or
 # that only observe a run (``health``: the probe interval and collapse thresholds).
 NOT_HASHED = ("data_root", "health")
@@ -93,25 +94,16 @@ def validate_table(spec: Any, path: Path | str) -> None:
 
     if not isinstance(spec, dict):
         raise SpecError(f"malformed table spec {path}: expected a mapping")
-    for key in ("name", "task", "datasets", "teacher", "student", "rows"):
+    for key in ("name", "task"):
         if key not in spec:
             raise SpecError(f"malformed table spec {path}: missing key {key!r}")
-    for model in (spec["teacher"], spec["student"]):
-        if model not in ARCHS:
-            raise SpecError(f"{path}: unknown model {model!r}; valid: {', '.join(sorted(ARCHS))}")
-    for ds in spec["datasets"]:
-        if ds not in DATASETS:
-            raise SpecError(f"{path}: unknown dataset {ds!r}; valid: {', '.join(sorted(DATASETS))}")
-    seen = set()
-    for i, row in enumerate(spec["rows"]):
-        if not isinstance(row, dict) or "row" not in row:
-            raise SpecError(f"{path}: row {i} must be a mapping with a 'row' key")
-        extra = set(row) - ROW_KEYS
-        if extra:
-            raise SpecError(f"{path}: row {row['row']!r} has unknown keys {sorted(extra)}")
-        if row["row"] in seen:
-            raise SpecError(f"{path}: duplicate row {row['row']!r}")
-        seen.add(row["row"])
+    for block in table_blocks(spec, path):
+        for model in block.models:
+            if model not in ARCHS:
+                raise SpecError(f"{path}: unknown model {model!r}; valid: {', '.join(sorted(ARCHS))}")
+        for ds in block.datasets:
+            if ds not in DATASETS:
+                raise SpecError(f"{path}: unknown dataset {ds!r}; valid: {', '.join(sorted(DATASETS))}")
 
 
 @lru_cache(maxsize=1)
@@ -225,55 +217,94 @@ def expand(
     teacher_checkpoints: dict[str, str] | None = None,
     require_roots: bool = True,
 ) -> list[Cell]:
-    """All cells of ``table`` under ``profile``: teachers first, then students and methods."""
+    """All cells of ``table`` under ``profile``: teachers first, then students and methods.
+
+    A cell that two blocks share (the same resolved config) is listed once, in the first block.
+    """
     spec = load_table(table)
     prof = load_profile(profile)
-    roots = dict(data_roots or {})
-    ckpts = {**(prof.get("teacher_checkpoints") or {}), **(teacher_checkpoints or {})}
     if seeds < 1:
         raise SuiteError(f"--seeds must be >= 1, got {seeds}")
-    pre = _pretrain_cells(prof, list(dict.fromkeys([spec["teacher"], spec["student"]])), table,
-                          roots, require_roots)
+    blocks = table_blocks(spec)
+    plan = _Expansion(table, prof, dict(data_roots or {}), require_roots,
+                      {**(prof.get("teacher_checkpoints") or {}), **(teacher_checkpoints or {})})
+    plan.pretrain([m for b in blocks for m in b.models])
+    for block in blocks:
+        for dataset in block.datasets:
+            teacher = plan.teacher(block, dataset)
+            for seed in range(seeds):
+                for row in block.rows:
+                    for student in block.students:
+                        plan.student(block, dataset, seed, row, student, teacher)
+    return plan.cells()
 
-    def init_from(cfg: dict[str, Any], model: str) -> list[str]:
-        if model not in pre:
+
+class _Expansion:
+    """The cells of one table as they are planned: pretrain, teacher, student and method cells."""
+
+    def __init__(self, table: str, prof: dict[str, Any], roots: dict[str, str],
+                 require_roots: bool, ckpts: dict[str, str]) -> None:
+        self.table, self.prof, self.roots, self.require_roots = table, prof, roots, require_roots
+        self.ckpts = ckpts
+        self.pre: dict[str, Cell] = {}
+        self.teachers: list[Cell] = []
+        self.others: list[Cell] = []
+        self.seen: set[str] = set()
+
+    def pretrain(self, models: list[str]) -> None:
+        self.pre = _pretrain_cells(self.prof, list(dict.fromkeys(models)), self.table, self.roots,
+                                   self.require_roots)
+        self.teachers.extend(self.pre.values())
+        self.seen.update(c.id for c in self.pre.values())
+
+    def _config(self, dataset: str, model: str, role: str, seed: int) -> dict[str, Any]:
+        return _base_config(self.prof, dataset, model, role, seed, self.roots, self.require_roots)
+
+    def _init_from(self, cfg: dict[str, Any], model: str) -> list[str]:
+        if model not in self.pre:
             return []
-        cfg["pretrain"] = {"cell": pre[model].id, "dataset": pre[model].config["dataset"]}
-        return [pre[model].id]
+        cfg["pretrain"] = {"cell": self.pre[model].id, "dataset": self.pre[model].config["dataset"]}
+        return [self.pre[model].id]
 
-    teachers: list[Cell] = list(pre.values())
-    others: list[Cell] = []
-    for dataset in spec["datasets"]:
-        tcfg = _base_config(prof, dataset, spec["teacher"], "teacher", 0, roots, require_roots)
-        tdeps = [] if ckpts.get(f"{dataset}/{spec['teacher']}") else init_from(tcfg, spec["teacher"])
-        ckpt = ckpts.get(f"{dataset}/{spec['teacher']}")
+    def _add(self, into: list[Cell], cell: Cell) -> Cell:
+        if cell.id not in self.seen:
+            self.seen.add(cell.id)
+            into.append(cell)
+        return cell
+
+    def teacher(self, block: Block, dataset: str) -> Cell:
+        model = block.teacher
+        tcfg = self._config(dataset, model, "teacher", 0)
+        ckpt = self.ckpts.get(f"{dataset}/{model}")
+        tdeps = [] if ckpt else self._init_from(tcfg, model)
         if ckpt:
             if not Path(ckpt).is_file():
-                raise SuiteError(f"teacher checkpoint for {dataset}/{spec['teacher']} not found: {ckpt}")
+                raise SuiteError(f"teacher checkpoint for {dataset}/{model} not found: {ckpt}")
             tcfg["import_checkpoint"] = str(Path(ckpt).resolve())
-        teacher = Cell(cell_id(tcfg), tcfg, table, "teacher", depends_on=tdeps)
-        teachers.append(teacher)
-        for seed in range(seeds):
-            for row in spec["rows"]:
-                method = row.get("method")
-                role = "distill" if method else "student"
-                cfg = _base_config(prof, dataset, spec["student"], role, seed, roots, require_roots)
-                deps: list[str] = init_from(cfg, spec["student"])
-                if method:
-                    options = row.get("options") or {}
-                    try:
-                        cfg["method"] = resolve_method(method, options)
-                    except (KeyError, ValueError, TypeError) as exc:
-                        raise SpecError(f"table {table} row {row['row']!r}: {exc}") from exc
-                    cfg["method_name"] = method
-                    cfg["method_options"] = options
-                    cfg["teacher"] = {"model": spec["teacher"], "cell": teacher.id}
-                    deps.append(teacher.id)
-                others.append(
-                    Cell(cell_id(cfg), cfg, table, row["row"], columns=row.get("columns") or {},
-                         depends_on=deps)
-                )
-    return teachers + others
+        return self._add(self.teachers, Cell(cell_id(tcfg), tcfg, self.table, "teacher",
+                                             block=block.index, depends_on=tdeps))
+
+    def student(self, block: Block, dataset: str, seed: int, row: dict[str, Any], student: str,
+                teacher: Cell) -> None:
+        method = row.get("method")
+        name = block.row_name(row, student)
+        cfg = self._config(dataset, student, "distill" if method else "student", seed)
+        deps: list[str] = self._init_from(cfg, student)
+        if method:
+            options = row.get("options") or {}
+            try:
+                cfg["method"] = resolve_method(method, options)
+            except (KeyError, ValueError, TypeError) as exc:
+                raise SpecError(f"table {self.table} row {name!r}: {exc}") from exc
+            cfg["method_name"] = method
+            cfg["method_options"] = options
+            cfg["teacher"] = {"model": block.teacher, "cell": teacher.id}
+            deps.append(teacher.id)
+        self._add(self.others, Cell(cell_id(cfg), cfg, self.table, name, block=block.index,
+                                    columns=row.get("columns") or {}, depends_on=deps))
+
+    def cells(self) -> list[Cell]:
+        return self.teachers + self.others
 
 
 def select(cells: list[Cell], only: list[str]) -> list[Cell]:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from suite import dist
 from suite.errors import CellFailed, SuiteError
 from suite.provenance import git_sha, versions
 from suite.store import Store, atomic_write_text, cache_dir
@@ -24,33 +25,31 @@ from suite.store import Store, atomic_write_text, cache_dir
 
 
 def dataloaders(config: dict[str, Any], root: str) -> dict[str, Any]:
-    """Train and val dataloaders from mmseg's own base dataset config, pointed at ``root``, with
-    the profile's crop and resize scales in proportion (:func:`suite.data.mmseg_dataset_config`)."""
-    from suite.data import mmseg_dataset_config
+    """Train and val dataloaders of the cell's dataset at ``root``, from its task."""
+    from suite.dist import per_rank_batch, world_size
+    from suite.tasks import task_of
 
-    workers = int(config.get("num_workers", 0))
-    base = mmseg_dataset_config(config["dataset"], root, crop_size=tuple(config["crop"]),
-                                num_workers=workers)
-    train = base.train_dataloader.to_dict()
-    val = base.val_dataloader.to_dict()
-    train.update(batch_size=config["batch_size"])
-    val.update(batch_size=1)
-    return {"train_dataloader": train, "val_dataloader": val}
+    # the profile's batch is the global one: each rank loads its share (suite.dist)
+    return task_of(config).dataloaders(config, root,
+                                       per_rank_batch(int(config["batch_size"]), world_size()))
 
 
 def model_config(config: dict[str, Any], store: Store) -> dict[str, Any]:
     from suite.data import DATASETS
-    from suite.models import segmentor_config, taps
+    from suite.dist import norm_type, world_size
+    from suite.models import taps
+    from suite.tasks import task_of
 
     classes = DATASETS[config["dataset"]].num_classes
     preproc_size = tuple(config["crop"])
+    norm = norm_type(config.get("norm", "BN"), world_size())  # SyncBN on CPU: suite.dist
+
+    task = task_of(config)
 
     def seg(name: str, init: bool) -> dict[str, Any]:
         pretrained, prefix = (backbone_init(config, store) if init else (None, None))
-        m = segmentor_config(name, classes, config["width"], norm=config.get("norm", "BN"),
-                             pretrained=pretrained, pretrained_prefix=prefix)
-        m["data_preprocessor"]["size"] = preproc_size
-        return m
+        return task.model_config(name, classes, config["width"], norm, preproc_size,
+                                 pretrained=pretrained, pretrained_prefix=prefix)
 
     if config["role"] != "distill":
         return seg(config["model"], init=True)
@@ -68,6 +67,7 @@ def model_config(config: dict[str, Any], store: Store) -> dict[str, Any]:
         probe_size=preproc_size,
         width=config["width"],
         data_preprocessor=student["data_preprocessor"],
+        task=task.name,
     )
 
 
@@ -90,30 +90,30 @@ def backbone_init(config: dict[str, Any], store: Store) -> tuple[str | None, str
 
 def runner_config(config: dict[str, Any], cell_id: str, store: Store, root: str, table: str,
                   row: str, attempt: int, wandb_mode: str) -> dict[str, Any]:
+    from suite.dist import backend as dist_backend
+    from suite.dist import launcher, model_wrapper
     from suite.distill.health import hook_config as health_hook_config
+    from suite.tasks import task_of
     from suite.tracking import vis_backends
 
+    task = task_of(config)
     cell_dir = store.cell_dir(cell_id)
     iters = int(config["iters"])
     opt = config["optimizer"]
     ckpt = config.get("checkpoint", {})
     interval = max(1, min(int(ckpt.get("interval", iters)), iters))
-    custom_hooks = [
-        dict(type="NonFiniteLossHook"),
-        dict(type="HeartbeatHook", status_path=str(cell_dir / "status.json"),
-             interval=max(1, interval // 2)),
-    ]
+    custom_hooks = [dict(type="NonFiniteLossHook")]
+    if rank_zero():  # only rank 0 writes the store
+        custom_hooks.append(dict(type="HeartbeatHook", status_path=str(cell_dir / "status.json"),
+                                 interval=max(1, interval // 2)))
     if config["role"] == "distill":
         custom_hooks.append(dict(type="DistillScheduleHook"))
     custom_hooks.append(health_hook_config(config))
     return dict(
-        default_scope="mmseg",
+        default_scope=task.scope,
         model=model_config(config, store),
         **dataloaders(config, root),
-        val_evaluator=[dict(type="PerClassIoUMetric", iou_metrics=["mIoU"]),
-                       # bIoU, connErr and the prediction PNGs, in the same pass
-                       dict(type="BoundaryConnectivityMetric",
-                            prediction_dir=str(cell_dir / "predictions"))],
+        val_evaluator=task.evaluator(cell_dir),
         train_cfg=dict(type="IterBasedTrainLoop", max_iters=iters, val_begin=iters,
                        val_interval=iters),  # evaluated once, at the last iteration
         val_cfg=dict(type="ValLoop"),
@@ -132,20 +132,20 @@ def runner_config(config: dict[str, Any], cell_id: str, store: Store, root: str,
             checkpoint=dict(type="CheckpointHook", by_epoch=False, interval=interval,
                             max_keep_ckpts=int(ckpt.get("keep", 1)), save_last=True),
             sampler_seed=dict(type="DistSamplerSeedHook"),
-            visualization=dict(type="SegVisualizationHook", draw=False),
+            visualization=task.visualization_hook(),
         ),
         custom_hooks=custom_hooks,
         env_cfg=dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method=_start_method(), opencv_num_threads=0),
-                     dist_cfg=dict(backend="nccl")),
-        visualizer=dict(type="SegLocalVisualizer", name=f"vis-{cell_id}-{attempt}-{os.getpid()}",
-                        vis_backends=vis_backends(wandb_mode, config, cell_id, table, row, attempt, cell_dir)),
+                     dist_cfg=dict(backend=dist_backend())),  # NCCL with CUDA, Gloo on CPU
+        visualizer=task.visualizer(f"vis-{cell_id}-{attempt}-{os.getpid()}",
+                                   vis_backends(wandb_mode, config, cell_id, table, row, attempt, cell_dir)),
         log_processor=dict(by_epoch=False),
         log_level="WARNING",  # the console; the cell's own log file gets INFO (_cell_logger)
         randomness=dict(seed=int(config["seed"]), deterministic=False),
         work_dir=str(cell_dir / "work"),
-        launcher=os.environ.get("SUITE_LAUNCHER", "none"),
+        launcher=launcher(),
         # under DDP some methods' parts (critics, unused heads) get no gradient every step
-        model_wrapper_cfg=dict(type="MMDistributedDataParallel", find_unused_parameters=True),
+        model_wrapper_cfg=model_wrapper(find_unused_parameters=True),
         experiment_name=f"{cell_id}-a{attempt}-{os.getpid()}",
     )
 
@@ -230,18 +230,22 @@ def train_and_evaluate(config: dict[str, Any], cell_id: str, store: Store, table
 
     import suite.distill.hooks  # noqa: F401  (registers the hooks)
     import suite.distill.model  # noqa: F401  (registers DistillationModel)
-    import suite.metrics  # noqa: F401  (registers PerClassIoUMetric)
     import suite.wandb_backend  # noqa: F401  (registers ConfigOnlyWandbVisBackend)
+    from suite import syncbn
     from suite.checkpoints import trust
     from suite.cost import CostMeter
     from suite.distill.health import result_record as health_record
     from suite.distill.hooks import ResultCaptureHook
-    from suite.metrics import quality_record
+    from suite.tasks import task_of
     from suite.tracking import finish_run
 
+    task = task_of(config)
+    task.load_modules()  # registers the task's metrics
     start = time.time()
     meter = CostMeter.start()
-    root = _data_root(config)
+    # rank 0 writes a synthetic dataset first; the other ranks wait for it and read its root
+    root = dist.from_rank_zero(_data_root(config) if rank_zero() else None)
+    syncbn.register()  # CPUSyncBN: a SyncBN cell trained on CPU by several ranks
     cfg_dict = runner_config(config, cell_id, store, root, table, row, attempt, wandb_mode)
     if config["role"] == "distill" and not cfg_dict["model"]["teacher_checkpoint"]:
         from suite.distill.model import TeacherCheckpointError
@@ -262,7 +266,7 @@ def train_and_evaluate(config: dict[str, Any], cell_id: str, store: Store, table
             cfg.pop(key)
         cfg.resume = False
     else:
-        cfg.resume = _resume(work)
+        _resume_same(cfg, work)
     log = _attempt_log(work, attempt) if rank_zero() else None
     runner = None
     try:
@@ -274,6 +278,8 @@ def train_and_evaluate(config: dict[str, Any], cell_id: str, store: Store, table
         comp = complexity(deployed, config["crop"])
         capture = ResultCaptureHook(comp)
         runner.register_hook(capture)
+        if dist.world_size() > 1:
+            runner.register_hook(syncbn.RankStartHook())
         if imported:
             from suite.distill.model import load_teacher
 
@@ -284,8 +290,10 @@ def train_and_evaluate(config: dict[str, Any], cell_id: str, store: Store, table
         if capture.metrics is None:
             raise RuntimeError("training finished without an evaluation")
         metrics = capture.metrics
+        export = syncbn.exported(deployed)  # SyncBN layers back to BatchNorm
+        ranks = _distributed_record(config, runner, deployed, export, imported is not None)
         if rank_zero():  # the result that run_cell commits next records its size and sha256
-            store.write_model(cell_id, {"state_dict": deployed.state_dict(),
+            store.write_model(cell_id, {"state_dict": export.state_dict(),
                                         "meta": {"cell_id": cell_id, "model": config["model"],
                                                  "dataset": config["dataset"]}})
         method = config.get("method") or {}
@@ -294,9 +302,7 @@ def train_and_evaluate(config: dict[str, Any], cell_id: str, store: Store, table
             "status": "done",
             "config": config,
             "metrics": metrics,
-            "miou": float(metrics.get("mIoU", float("nan"))),
-            "aacc": float(metrics.get("aAcc", float("nan"))),
-            **quality_record(metrics),
+            **task.result_metrics(metrics),
             **comp,
             "wall_time_s": round(time.time() - start, 2),
             "seed": config["seed"],
@@ -315,11 +321,44 @@ def train_and_evaluate(config: dict[str, Any], cell_id: str, store: Store, table
             "wandb": {"mode": wandb_mode, **capture.wandb},
             "health": health_record(runner),
             "cost": meter.record(),
+            "distributed": ranks,
         }
     finally:
         if wandb_mode != "disabled":
             finish_run()
         _close_logger(runner, log)
+
+
+def _resume_same(cfg: Any, work: Path) -> None:
+    """Every rank resumes from the checkpoint rank 0 picks (:func:`_resume`; only rank 0 fixes
+    ``last_checkpoint``), named explicitly so that no rank looks for one of its own."""
+    picked = _resume(work) if rank_zero() else False
+    pointer = work / "last_checkpoint"
+    chosen = dist.from_rank_zero(pointer.read_text().strip() if picked else None)
+    cfg.resume = bool(chosen)
+    if chosen:
+        cfg.load_from = chosen
+        if dist.world_size() > 1:
+            print(f"rank {dist.rank()}/{dist.world_size()}: resuming from {chosen}", flush=True)
+
+
+def _distributed_record(config: dict[str, Any], runner: Any, trained: Any, export: Any,
+                        evaluate_only: bool) -> dict[str, Any]:
+    """Ranks, backend, per-rank and global batch (checked against the profile), the schedule
+    the run counted, and the norm layers trained with and exported."""
+    from suite import syncbn
+
+    ranks = dist.world_size()
+    rec = dist.record(int(config["batch_size"]), ranks)
+    if not evaluate_only:
+        loaded = int(runner.train_dataloader.batch_size) * ranks
+        if loaded != int(config["batch_size"]):
+            raise SuiteError(f"global batch {loaded} ({ranks} ranks x "
+                             f"{runner.train_dataloader.batch_size}) is not the profile's "
+                             f"{config['batch_size']}")
+        rec.update(dist.schedule_record(runner))
+    rec["norm"] = {"trained": syncbn.norm_layers(trained), "exported": syncbn.norm_layers(export)}
+    return rec
 
 
 def _eval_split(dataset: str) -> str:
@@ -329,7 +368,7 @@ def _eval_split(dataset: str) -> str:
 
 
 def _attempt_log(work: Path, attempt: int) -> logging.Handler:
-    """``work/attempt-N.log`` at INFO; Python warnings (deprecations in mmseg and mmengine, raised
+    """``work/attempt-N.log`` at INFO; Python warnings (deprecations in the OpenMMLab libraries, raised
     while the Runner is built) go there from now on, not to the console."""
     from mmengine.logging.logger import MMFormatter
 
@@ -371,12 +410,9 @@ def rank_zero(env: Mapping[str, str] | None = None) -> bool:
     """Whether this process writes the store: any single process, or rank 0 of a DDP job.
 
     ``SUITE_LAUNCHER`` is the Runner's launcher: ``slurm`` ranks come from ``SLURM_PROCID``
-    (one task per GPU), ``pytorch`` ranks from ``RANK``.
+    (one task per rank), ``pytorch`` ranks from ``RANK`` (:mod:`suite.dist`).
     """
-    env = os.environ if env is None else env
-    launcher = env.get("SUITE_LAUNCHER", "none")
-    rank = {"slurm": "SLURM_PROCID", "pytorch": "RANK"}.get(launcher)
-    return rank is None or int(env.get(rank) or 0) == 0
+    return dist.rank(env) == 0
 
 
 def run_cell(cell: dict[str, Any], results: str, wandb_mode: str = "offline",
@@ -395,23 +431,58 @@ def run_cell(cell: dict[str, Any], results: str, wandb_mode: str = "offline",
     from suite.claims import acquire
 
     store = Store(results)
-    cid, config = cell["id"], cell["config"]
-    if store.state(cid) == "done":
-        return store.result(cid) or {}
+    cid = cell["id"]
+    dist.join()  # several ranks: one process group, rank 0 decides for all (_Plan)
     if not rank_zero():
-        attempt = int((store.status_record(cid) or {}).get("attempt") or 1)
-        return train_and_evaluate(config, cid, store, cell["table"], cell["row"], attempt, wandb_mode)
-    claim = acquire(store.cell_dir(cid), wait=wait, echo=_echo,
-                    done=lambda: store.state(cid) == "done")
-    if claim is None:  # finished by the owner we waited for
-        return store.result(cid) or {}
-    with claim.start():
-        if store.state(cid) == "done":  # finished between our look and our claim
+        return _follow(cell, store, wandb_mode)
+    with _Plan() as plan:
+        if store.state(cid) == "done":
             return store.result(cid) or {}
-        return _run_claimed(cell, store, claim, wandb_mode)
+        claim = acquire(store.cell_dir(cid), wait=wait, echo=_echo,
+                        done=lambda: store.state(cid) == "done")
+        if claim is None:  # finished by the owner we waited for
+            return store.result(cid) or {}
+        with claim.start():
+            if store.state(cid) == "done":  # finished between our look and our claim
+                return store.result(cid) or {}
+            return _run_claimed(cell, store, claim, wandb_mode, plan)
 
 
-def _run_claimed(cell: dict[str, Any], store: Store, claim: Any, wandb_mode: str) -> dict[str, Any]:
+class _Plan:
+    """What rank 0 tells the other ranks of a DDP job, exactly once: the attempt and config to
+    train, or None (nothing to train: done, or owned elsewhere). Leaving the block without having
+    sent a plan sends None, so that the other ranks never wait for a training that will not come.
+    A single process sends nothing."""
+
+    def __init__(self) -> None:
+        self.sent = False
+
+    def send(self, plan: dict[str, Any] | None) -> None:
+        if not self.sent:
+            self.sent = True
+            dist.from_rank_zero(plan)
+
+    def __enter__(self) -> _Plan:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.send(None)
+
+
+def _follow(cell: dict[str, Any], store: Store, wandb_mode: str) -> dict[str, Any]:
+    """A rank other than 0: train alongside rank 0 on its plan; claim and write nothing."""
+    plan = dist.from_rank_zero(None)
+    if plan is None:
+        if store.state(cell["id"]) == "done":
+            return store.result(cell["id"]) or {}
+        raise CellFailed(f"{cell['id']}: rank 0 did not train the cell (see its log)")
+    _set_threads()
+    return train_and_evaluate(plan["config"], cell["id"], store, cell["table"], cell["row"],
+                              int(plan["attempt"]), wandb_mode)
+
+
+def _run_claimed(cell: dict[str, Any], store: Store, claim: Any, wandb_mode: str,
+                 plan: _Plan | None = None) -> dict[str, Any]:
     """The claim holder's part of :func:`run_cell`."""
     from suite.claims import ClaimLost
 
@@ -427,6 +498,8 @@ def _run_claimed(cell: dict[str, Any], store: Store, claim: Any, wandb_mode: str
     _set_threads()
     try:
         run_config, final = _evaluate_only(config, store.cell_dir(cid) / "work")
+        if plan is not None:
+            plan.send({"attempt": attempt, "config": run_config})
         result = train_and_evaluate(run_config, cid, store, cell["table"], cell["row"], attempt,
                                     wandb_mode)
         if final:

@@ -12,15 +12,15 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
-from torch import Tensor, nn
-
-from baselines._testing import (
+from loss_fixtures import (
     build_spec_loss,
     float64_default,
     random_labels,
     random_pair,
     ref_softmax,
 )
+from torch import Tensor, nn
+
 from baselines.cirkd import MemoryContrastLoss
 from baselines.crosskd import CrossHeadKDLoss
 from baselines.fam import FAMLoss

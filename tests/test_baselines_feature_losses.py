@@ -9,10 +9,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
-from torch import nn
-
-from baselines._common import HolisticAdversarialLoss
-from baselines._testing import (
+from loss_fixtures import (
     assert_no_teacher_grad,
     dup,
     float64_default,
@@ -23,6 +20,9 @@ from baselines._testing import (
     ref_softmax,
     ref_unit,
 )
+from torch import nn
+
+from baselines._common import HolisticAdversarialLoss
 from baselines.bglsseg import BoundaryHeadLoss
 from baselines.c2vkd import VisualLinguisticFeatureLoss
 from baselines.cirkd import MemoryContrastLoss, MiniBatchPixelPairLoss

@@ -7,10 +7,7 @@ from functools import partial
 
 import pytest
 import torch
-from torch import nn
-
-from baselines._common import label_edges, resize_gt
-from baselines._testing import (
+from loss_fixtures import (
     assert_no_teacher_grad,
     dup,
     float64_default,
@@ -20,6 +17,9 @@ from baselines._testing import (
     ref_kl,
     ref_softmax,
 )
+from torch import nn
+
+from baselines._common import label_edges, resize_gt
 from baselines.bpkd import BPKDLoss
 from baselines.c2vkd import PixelDecoupledKDLoss
 from baselines.crosskd import CrossHeadKDLoss

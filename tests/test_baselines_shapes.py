@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from loss_fixtures import NUM_CLASSES, build_spec_loss, make_gt, make_taps, spec_inputs
 from torch import nn
 
 from baselines._common import HolisticAdversarialLoss
-from baselines._testing import NUM_CLASSES, build_spec_loss, make_gt, make_taps, spec_inputs
 from suite.methods.registry import METHODS
 
 NAMES = ("kd", "skd", "sckd", "cirkd", "ifd", "fgkd", "cwt", "slimseg", "bglsseg", "fam",

@@ -15,7 +15,9 @@ modules in eval mode (an SKD critic takes no inner step). It measures
   frequent predicted class;
 * ``feature_std.stageK``: the spread of each recorded backbone stage across pixels and images.
 
-It writes one line per probe to the cell's log (``train.log``) and the same numbers as
+Under DDP only rank 0 probes, on its own share of the batch, with its SyncBN layers
+normalising that share alone (:func:`probe_locally`: no collective the other ranks would have
+to join). It writes one line per probe to the cell's log (``train.log``) and the same numbers as
 ``health/...`` scalars to the visualizer (W&B and the local scalars file). After the final
 evaluation it combines the last probe with the validation prediction share of
 :class:`suite.metrics.PerClassIoUMetric` into a verdict (:func:`verdict`): a result is
@@ -339,6 +341,16 @@ def probe(model: nn.Module, data: Mapping[str, Any], stages: Sequence[str],
     return out
 
 
+def probe_locally(model: nn.Module) -> contextlib.AbstractContextManager[None]:
+    """Under DDP the probe is rank 0's alone: its SyncBN layers normalise rank 0's batch by
+    itself (no collective, which the other ranks would never join), and nothing else in the
+    probe communicates (the unwrapped model, ``torch.autograd.grad``: DDP's gradient hooks do
+    not fire). So the probe measures rank 0's share of the global batch."""
+    from suite.syncbn import local_batchnorm
+
+    return local_batchnorm(model)
+
+
 def scalars(probe_rec: Mapping[str, Any]) -> dict[str, float]:
     """The W&B / visualizer scalars of a probe: ``health/grad_norm.<term>``, ``health/entropy``,
     ``health/majority_share``, ``health/feature_std.stageK``, and ``health/iter`` (mmengine's
@@ -418,10 +430,13 @@ class DistillHealthHook(Hook):
         iteration = runner.iter + 1
         if data_batch is None or not self.due(iteration, runner.max_iters):
             return
+        if getattr(runner, "rank", 0) != 0:  # under DDP rank 0 probes alone (probe_locally)
+            return
         model = getattr(runner.model, "module", runner.model)
         try:
             data = model.data_preprocessor(data_batch, True)
-            measured = probe(model, data, self.stages, self.logits)
+            with probe_locally(model):
+                measured = probe(model, data, self.stages, self.logits)
         except Exception as exc:  # noqa: BLE001 - a diagnostic never stops training
             runner.logger.warning(f"health iter {iteration}/{runner.max_iters}: probe failed: "
                                   f"{type(exc).__name__}: {exc}")

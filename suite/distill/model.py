@@ -17,13 +17,15 @@ from mmengine.registry import MODELS
 from mmengine.runner.checkpoint import load_checkpoint
 from torch import Tensor, nn
 
+from suite.distill.mappings import check_loss_inputs
 from suite.distill.recorders import ModuleOutputsRecorder
 from suite.errors import SuiteError
 from suite.methods import build_connector, build_loss
 from suite.methods.bcd import weight_decay_alpha
-from suite.methods.registry import loss_class
+from suite.methods.catalog import loss_class
 from suite.methods.spec import ConnectorSpec, Input, LossSpec
 from suite.models import scaled_channels
+from suite.tasks import get_task
 
 
 class TeacherCheckpointError(SuiteError):
@@ -61,8 +63,11 @@ class DistillationModel(BaseModel):
         method: a :class:`~suite.methods.spec.MethodSpec` as a dict (``dataclasses.asdict``).
         student_taps / teacher_taps: tap name -> module name(s) of each model.
         teacher_checkpoint: the trained teacher's checkpoint (required unless ``probe_only``).
-        probe_size: (H, W) of the dummy input used to probe the recorded shapes.
+        probe_size: (H, W) of the dummy batch (the task's, with data samples) used to probe
+            the recorded shapes.
         width: the cell's width multiplier; scales each loss's ``width_kwargs``.
+        task: the task's name (:mod:`suite.tasks`): the probe batch and the ground truth a loss
+            may ask for come from it.
     """
 
     def __init__(
@@ -78,9 +83,11 @@ class DistillationModel(BaseModel):
         init_cfg: dict | None = None,
         load_teacher_checkpoint: bool = True,
         width: float = 1.0,
+        task: str = "segmentation",
     ) -> None:
         super().__init__(data_preprocessor=data_preprocessor or student.get("data_preprocessor"),
                          init_cfg=init_cfg)
+        self.task = get_task(task)
         self.student = MODELS.build(student)
         self.teacher = MODELS.build(teacher)
         if load_teacher_checkpoint:
@@ -94,8 +101,9 @@ class DistillationModel(BaseModel):
             p.requires_grad_(False)
 
         self.loss_specs = {k: _as_dataclass(v, LossSpec) for k, v in method["losses"].items()}
-        for spec in self.loss_specs.values():
+        for name, spec in self.loss_specs.items():
             spec.inputs = {a: _as_dataclass(i, Input) for a, i in spec.inputs.items()}
+            check_loss_inputs(name, loss_class(spec.type), spec.inputs)
         conn_specs = {k: _as_dataclass(v, ConnectorSpec) for k, v in method.get("connectors", {}).items()}
         self.use_weight_decay = bool(method.get("weight_decay", False))
         self.method_name = method.get("name", "")
@@ -112,6 +120,7 @@ class DistillationModel(BaseModel):
                                  f"the model offers {sorted(taps)}")
         self.recorder_s = ModuleOutputsRecorder(self.student, {t: student_taps[t] for t in used_s})
         self.recorder_t = ModuleOutputsRecorder(self.teacher, {t: teacher_taps[t] for t in used_t})
+        self.teacher_taps = dict(teacher_taps)
 
         shapes_s, shapes_t = self._probe(probe_size)
         self.connectors = nn.ModuleDict()
@@ -131,14 +140,14 @@ class DistillationModel(BaseModel):
     # ------------------------------------------------------------------ construction helpers
     @torch.no_grad()
     def _probe(self, size: tuple[int, int]) -> tuple[dict, dict]:
-        """Run both models once on a dummy input to learn every tap's channel counts."""
-        x = torch.zeros(1, 3, *size)
+        """Run both models once on the task's dummy batch to learn every tap's channel counts."""
+        x, samples = self.task.probe_batch(tuple(size))
         was_training = self.student.training
         self.student.eval()
         self.recorder_s.reset()
         self.recorder_t.reset()
-        self.student._forward(x)
-        self.teacher._forward(x)
+        self.student._forward(x, samples)
+        self.teacher._forward(x, samples)
         self.student.train(was_training)
         self._probe_out = ({t: self.recorder_s.get(t) for t in self.recorder_s.taps},
                            {t: self.recorder_t.get(t) for t in self.recorder_t.taps})
@@ -170,8 +179,18 @@ class DistillationModel(BaseModel):
             if "teacher_channels" in params:
                 kwargs.setdefault("teacher_channels", t_ch)
         if "teacher_classifier" in params:
-            kwargs["teacher_classifier"] = self.teacher.decode_head.conv_seg
+            kwargs["teacher_classifier"] = self._teacher_classifier()
         return build_loss(spec.type, **kwargs)
+
+    def _teacher_classifier(self) -> nn.Module:
+        """The teacher's classifier module (its ``classifier`` tap; the ``logits`` tap's module
+        when the model declares no separate one)."""
+        name = self.teacher_taps.get("classifier", self.teacher_taps.get("logits"))
+        modules = dict(self.teacher.named_modules())
+        if not isinstance(name, str) or name not in modules:
+            raise SuiteError(f"method {self.method_name!r} reuses the teacher's classifier; the "
+                             f"teacher declares no classifier tap (taps: {sorted(self.teacher_taps)})")
+        return modules[name]
 
     # ------------------------------------------------------------------ training state
     def train(self, mode: bool = True) -> DistillationModel:
@@ -215,7 +234,7 @@ class DistillationModel(BaseModel):
         losses = self.student.loss(inputs, data_samples)
         gt = None
         if any(i.source == "data" for s in self.loss_specs.values() for i in s.inputs.values()):
-            gt = torch.stack([d.gt_sem_seg.data.squeeze(0) for d in data_samples]).long()
+            gt = self.task.ground_truth(data_samples)
         cache: dict = {}
         for name, spec in self.loss_specs.items():
             kwargs = {arg: self._fetch(inp, gt, cache) for arg, inp in spec.inputs.items()}

@@ -1,21 +1,16 @@
 """Registries of distillation losses, connectors and methods (mmengine ``Registry`` objects).
 
 ``LOSSES`` and ``CONNECTORS`` hold ``nn.Module`` classes built from keyword arguments;
-``METHODS`` holds factories ``(options: dict) -> MethodSpec``. The competing methods live in the
-top-level ``baselines`` package and register themselves on import; BCD lives in
-``suite.methods.bcd``.
+``METHODS`` holds factories ``(options: dict) -> MethodSpec``. This module only holds the
+registries: the plug-ins (the top-level ``baselines`` package, ``suite.methods.bcd``,
+``suite.distill.connectors``) register themselves here on import, and
+:mod:`suite.methods.catalog` loads them and looks names up, so no plug-in imports the code that
+loads it.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Mapping
-from typing import Any
-
 from mmengine.registry import Registry
-from torch import nn
-
-from suite.methods.spec import MethodSpec
 
 LOSSES = Registry("suite distillation loss")
 CONNECTORS = Registry("suite distillation connector")
@@ -27,161 +22,3 @@ class UnknownNameError(KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its message; keep it readable
         return str(self.args[0])
-
-
-def _load_all() -> None:
-    """Import the modules whose import registers every loss, connector and method."""
-    import baselines  # noqa: F401
-    import suite.distill.connectors  # noqa: F401
-    import suite.methods.bcd  # noqa: F401
-
-
-def _lookup(registry: Registry, name: str, what: str) -> Any:
-    _load_all()
-    obj = registry.get(name)
-    if obj is None:
-        valid = ", ".join(sorted(registry.module_dict))
-        raise UnknownNameError(f"unknown {what} {name!r}; valid: {valid}")
-    return obj
-
-
-def loss_class(name: str) -> type[nn.Module]:
-    """The registered loss class ``name`` (its ``__init__`` tells which channels it wants)."""
-    return _lookup(LOSSES, name, "loss")
-
-
-def build_loss(name: str, **kwargs: Any) -> nn.Module:
-    """Build a registered distillation loss by name, e.g. ``build_loss("cwd", tau=1.0, loss_weight=3.0)``.
-
-    The returned module's ``forward(preds_S, preds_T[, gt])`` returns a scalar (MMRazor's convention).
-    """
-    return loss_class(name)(**kwargs)
-
-
-def build_connector(name: str, **kwargs: Any) -> nn.Module:
-    return _lookup(CONNECTORS, name, "connector")(**kwargs)
-
-
-def method_names() -> list[str]:
-    _load_all()
-    return sorted(METHODS.module_dict)
-
-
-def loss_names() -> list[str]:
-    _load_all()
-    return sorted(LOSSES.module_dict)
-
-
-def build_method(name: str, options: dict[str, Any] | None = None) -> MethodSpec:
-    """Build a method bundle; ``"a+b"`` composes the bundles of ``a`` and ``b``.
-
-    ``options`` is keyed by the component method name for composites (``{"bcd": {...}}``) or
-    applies to the single method directly.
-    """
-    options = dict(options or {})
-    parts = name.split("+")
-    if len(parts) > 1:
-        for part in parts:
-            check_option_types(part, options.get(part) or {})
-        specs = [_lookup(METHODS, p, "method")(dict(options.get(p, {}))) for p in parts]
-        spec = specs[0]
-        for other in specs[1:]:
-            spec = spec.merged(other)
-        return spec
-    check_option_types(name, options)
-    return _lookup(METHODS, name, "method")(options)
-
-
-# ----------------------------------------------------------------------------- option types
-
-
-def method_defaults(name: str) -> dict[str, Any] | None:
-    """The defaults a method declares: ``<NAME>_DEFAULTS`` or ``DEFAULTS`` of its module."""
-    factory = _lookup(METHODS, name, "method")
-    module = sys.modules.get(getattr(factory, "__module__", ""))
-    for attr in (f"{getattr(factory, '__name__', name).upper()}_DEFAULTS", "DEFAULTS"):
-        found = getattr(module, attr, None)
-        if isinstance(found, dict):
-            return found
-    return None
-
-
-def option_choices() -> dict[str, dict[str, tuple[str, ...]]]:
-    """The valid values of each method's text (enum) options, from the modules that check them."""
-    import baselines.cirkd
-    import baselines.crosskd
-    import baselines.fam
-    import baselines.fgkd
-    import baselines.kd
-    import baselines.skd
-    import baselines.tat
-    from baselines._common import HolisticAdversarialLoss
-    from suite.distill.connectors import NORMS
-
-    critic = tuple(HolisticAdversarialLoss.D_OPTIMIZERS)
-    return {
-        "bcd": {"norm": tuple(NORMS), "context_mode": ("kl", "mse"),
-                "context_reduction": ("row", "item")},
-        "cirkd": {"contrast_size_rule": tuple(baselines.cirkd.CONTRAST_SIZE_RULES)},
-        "crosskd": {"tap": tuple(baselines.crosskd.TAPS)},
-        "cwt": {"reduction": ("mean", "sum_per_sample")},
-        "fam": {"resize": tuple(baselines.fam.RESIZE_MODES)},
-        "fgkd": {"background": tuple(baselines.fgkd.BACKGROUNDS)},
-        "ifvd": {"kd_reduction": tuple(baselines.kd.REDUCTIONS), "d_optimizer": critic},
-        "kd": {"reduction": tuple(baselines.kd.REDUCTIONS)},
-        "sckd": {"mode": ("hard", "soft")},
-        "skd": {"pixel_reduction": tuple(baselines.skd.PIXEL_REDUCTIONS), "d_optimizer": critic},
-        "sstkd": {"d_optimizer": critic},
-        "tat": {"tap": tuple(baselines.tat.TAPS)},
-    }
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _kind(default: Any) -> tuple[str, Callable[[Any], bool]]:
-    """(name, check) of the type an option with this default accepts."""
-    if isinstance(default, bool):
-        return "a boolean", lambda v: isinstance(v, bool)
-    if isinstance(default, int):
-        return "an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)
-    if isinstance(default, float):
-        return "a number", _is_number
-    if isinstance(default, str):
-        return "a string", lambda v: isinstance(v, str)
-    if isinstance(default, (list, tuple)):
-        if not default:
-            return "a list", lambda v: isinstance(v, (list, tuple))
-        item, item_ok = _kind(default[0])
-        return (f"a list (items: {item})",
-                lambda v: isinstance(v, (list, tuple)) and all(item_ok(x) for x in v))
-    if isinstance(default, dict):
-        return "a mapping", lambda v: isinstance(v, dict)
-    return "a number or null", lambda v: v is None or _is_number(v)  # None: off unless set
-
-
-def check_option_types(method: str, options: Mapping[str, Any]) -> None:
-    """Raise ``ValueError`` (one line) for an option value of the wrong type or outside its choices.
-
-    Types come from the method's declared defaults: a bool option takes a bool, an int option an
-    integer, a float option any number, a list option a list (of the first default item's type),
-    a text option one of its valid values (:func:`option_choices`), an option whose default is
-    ``None`` a number or ``null``. Unknown option names are left to the method (it lists them).
-    """
-    if not isinstance(options, Mapping):
-        raise ValueError(f"method {method!r}: options must be a mapping, got {options!r}")
-    defaults = method_defaults(method)
-    if defaults is None:
-        return
-    choices = option_choices().get(method, {})
-    for key, value in options.items():
-        if key not in defaults:
-            continue
-        if key in choices and value not in choices[key]:
-            raise ValueError(f"method {method!r}: option {key} must be one of "
-                             f"{', '.join(choices[key])}; got {value!r}")
-        what, ok = _kind(defaults[key])
-        if not ok(value):
-            raise ValueError(f"method {method!r}: option {key} must be {what} "
-                             f"(default {defaults[key]!r}); got {value!r}")

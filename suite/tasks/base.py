@@ -1,0 +1,58 @@
+"""What differs between tasks (segmentation with mmseg, detection with mmdet): one object each.
+
+The training code and :class:`~suite.distill.model.DistillationModel` ask a :class:`Task` for
+everything library-specific and never name the library themselves.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+
+class Task(ABC):
+    """One task: its library's registry scope, models, data, evaluation and ground truth."""
+
+    name: str = ""
+    scope: str = ""  # the library's default registry scope (``mmseg``, ``mmdet``)
+
+    @abstractmethod
+    def load_modules(self) -> None:
+        """Import what registers the task's own metrics and modules in the library's registries."""
+
+    @abstractmethod
+    def model_config(self, model: str, num_classes: int, width: float, norm: str,
+                     crop: tuple[int, int], pretrained: str | None = None,
+                     pretrained_prefix: str | None = None) -> dict[str, Any]:
+        """The library's model config of architecture ``model`` at ``width``."""
+
+    @abstractmethod
+    def dataloaders(self, config: dict[str, Any], root: str, batch_size: int) -> dict[str, Any]:
+        """``train_dataloader`` and ``val_dataloader`` configs of a cell's dataset at ``root``."""
+
+    @abstractmethod
+    def evaluator(self, cell_dir: Path) -> list[dict[str, Any]]:
+        """The validation metrics (``val_evaluator``)."""
+
+    @abstractmethod
+    def visualizer(self, name: str, vis_backends: list[dict[str, Any]]) -> dict[str, Any]:
+        """The Runner's visualiser config."""
+
+    @abstractmethod
+    def visualization_hook(self) -> dict[str, Any]:
+        """The default visualisation hook config (drawing off: the suite writes its own)."""
+
+    @abstractmethod
+    def ground_truth(self, data_samples: list[Any]) -> Tensor:
+        """The ground truth a loss may ask for (``Input(source="data")``), as one batch tensor."""
+
+    @abstractmethod
+    def probe_batch(self, size: tuple[int, int]) -> tuple[Tensor, list[Any]]:
+        """A dummy batch, inputs and data samples, to learn the shapes the taps record."""
+
+    @abstractmethod
+    def result_metrics(self, metrics: dict[str, float]) -> dict[str, Any]:
+        """The result record's metric keys (``miou``, ``aacc``, ...) from an evaluation."""
