@@ -21,6 +21,7 @@ import yaml
 
 from suite.blocks import Block, table_blocks
 from suite.errors import SpecError, SuiteError
+from suite.plan_checks import check_method_taps
 from suite.profiles import (
     EXPERIMENTS,
     data_root,
@@ -90,7 +91,7 @@ def load_table(name: str) -> dict[str, Any]:
 def validate_table(spec: Any, path: Path | str) -> None:
     """Raise :class:`SpecError` naming the first problem of a table spec."""
     from suite.data import DATASETS
-    from suite.models import ARCHS
+    from suite.models import ARCHS, valid_models
 
     if not isinstance(spec, dict):
         raise SpecError(f"malformed table spec {path}: expected a mapping")
@@ -100,7 +101,7 @@ def validate_table(spec: Any, path: Path | str) -> None:
     for block in table_blocks(spec, path):
         for model in block.models:
             if model not in ARCHS:
-                raise SpecError(f"{path}: unknown model {model!r}; valid: {', '.join(sorted(ARCHS))}")
+                raise SpecError(f"{path}: unknown model {model!r}; valid: {valid_models()}")
         for ds in block.datasets:
             if ds not in DATASETS:
                 raise SpecError(f"{path}: unknown dataset {ds!r}; valid: {', '.join(sorted(DATASETS))}")
@@ -296,6 +297,8 @@ class _Expansion:
                 cfg["method"] = resolve_method(method, options)
             except (KeyError, ValueError, TypeError) as exc:
                 raise SpecError(f"table {self.table} row {name!r}: {exc}") from exc
+            check_method_taps(cfg["method"], student, block.teacher,
+                              f"table {self.table} row {name!r}")
             cfg["method_name"] = method
             cfg["method_options"] = options
             cfg["teacher"] = {"model": block.teacher, "cell": teacher.id}

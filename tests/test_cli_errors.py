@@ -10,7 +10,7 @@ from suite.cli import main
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["run", "table9"], "unknown table 'table9'; valid: signal, table1, table3, table4"),
+        (["run", "table9"], "unknown table 'table9'; valid: signal, table1, table2, table3, table4"),
         (["run", "table1", "--executor", "gpu"], "unknown executor 'gpu'; valid: local, debug, slurm"),
         (["run", "table1", "--profile", "nightly"], "unknown profile 'nightly'; valid: paper, signal, smoke"),
         (["run", "table1", "--wandb", "cloud"], "unknown W&B mode 'cloud'"),

@@ -6,6 +6,8 @@ parameter-free (a trainable teacher-side head lets both sides collapse to one co
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
@@ -44,15 +46,27 @@ def l2_normalise(x: Tensor, eps: float = 1e-6) -> Tensor:
 NORMS = {"rms": rms_normalise, "l2": l2_normalise, "none": lambda x: x}
 
 
-def fuse_stages(feats: list[Tensor], stages: list[int], size_stage: int, norm: str) -> Tensor:
+def size_at_stride(feats: list[Tensor], strides: list[int], target: int) -> tuple[int, int]:
+    """The spatial size of a map at stride ``target``, from the stage whose stride is nearest
+    (that stage's own size when a stage has exactly that stride)."""
+    j = min(range(len(strides)), key=lambda i: (abs(math.log(strides[i] / target)), i))
+    h, w = feats[j].shape[-2:]
+    if strides[j] == target:
+        return h, w
+    return max(1, round(h * strides[j] / target)), max(1, round(w * strides[j] / target))
+
+
+def fuse_stages(feats: list[Tensor], stages: list[int], size_stage: int, norm: str,
+                size: tuple[int, int] | None = None) -> Tensor:
     """Whole-to-whole fusion: normalise each chosen stage, resize to one size, concatenate.
 
-    The common size is that of stage ``size_stage`` (stride 8, i.e. 1/8 of the input, for ResNet,
-    MiT, MobileNet and EfficientNet backbones). Bilinear resizing, ``align_corners=False``.
+    The common size is ``size``, by default that of stage ``size_stage`` (stride 8, i.e. 1/8 of
+    the input, for ResNet-d8, MiT, MobileNetV2-d8, EfficientNet-d8 and Mask2Former's ResNet).
+    Bilinear resizing, ``align_corners=False``.
     """
     if norm not in NORMS:
         raise ValueError(f"unknown norm {norm!r}; valid: {sorted(NORMS)}")
-    size = feats[size_stage].shape[-2:]
+    size = tuple(size) if size is not None else feats[size_stage].shape[-2:]
     out = []
     for i in stages:
         f = NORMS[norm](feats[i])
@@ -87,6 +101,12 @@ class AlignedStageFusion(nn.Module):
     term, student channels -> teacher channels), then the same fusion as the teacher side.
 
     With ``identity_init`` and equal channel counts the alignment starts as the identity.
+    Heterogeneous pairs (stage strides that differ, e.g. ESPNet's 2/4/8/8 under a ResNet-d8
+    teacher's 4/8/8/8, or SegFormer under Mask2Former): given the stages' strides
+    (``in_strides``, the student's; ``out_strides``, the teacher's, both probed by the
+    distiller), the fused map takes the size of the teacher's stage ``size_stage``, i.e. its
+    stride, not the student's stage of that index. When the student's stage ``size_stage`` has
+    that stride (every ResNet pair) nothing changes.
     """
 
     def __init__(
@@ -97,9 +117,13 @@ class AlignedStageFusion(nn.Module):
         size_stage: int = 1,
         norm: str = "rms",
         identity_init: bool = False,
+        in_strides: list[int] | None = None,
+        out_strides: list[int] | None = None,
     ) -> None:
         super().__init__()
         self.stages, self.size_stage, self.norm = list(stages), size_stage, norm
+        self.in_strides = list(in_strides) if in_strides else None
+        self.target_stride = out_strides[size_stage] if in_strides and out_strides else None
         self.align = nn.ModuleList(
             nn.Conv2d(in_channels[i], out_channels[i], kernel_size=1) for i in self.stages
         )
@@ -115,4 +139,7 @@ class AlignedStageFusion(nn.Module):
         aligned = list(feats)
         for conv, i in zip(self.align, self.stages):
             aligned[i] = conv(feats[i])
-        return fuse_stages(aligned, self.stages, self.size_stage, self.norm)
+        size = None
+        if self.target_stride is not None and self.in_strides is not None:
+            size = size_at_stride(list(feats), self.in_strides, self.target_stride)
+        return fuse_stages(aligned, self.stages, self.size_stage, self.norm, size)

@@ -295,15 +295,20 @@ def no_trace(model: nn.Module) -> Iterator[None]:
 
 @contextlib.contextmanager
 def recording(net: nn.Module, names: Sequence[str]) -> Iterator[dict[str, Tensor]]:
-    """Forward hooks on the named submodules of ``net`` (absent names are skipped): yields the
-    dict their outputs are written to; the hooks are removed on exit."""
+    """Forward hooks on the named submodules of ``net`` (absent names are skipped; ``name[i]``
+    records the i-th map of a tuple output): yields the dict their outputs are written to; the
+    hooks are removed on exit."""
+    from suite.distill.recorders import parse_tap
+
     modules = dict(net.named_modules())
     out: dict[str, Tensor] = {}
     handles = []
     for name in dict.fromkeys(names):
-        if name in modules:
-            handles.append(modules[name].register_forward_hook(
-                lambda _m, _i, o, name=name: out.__setitem__(name, o)))
+        module, index = parse_tap(name)  # ``backbone[2]``: the third map of a tuple output
+        if module in modules:
+            handles.append(modules[module].register_forward_hook(
+                lambda _m, _i, o, name=name, index=index: out.__setitem__(
+                    name, o if index is None or not isinstance(o, (tuple, list)) else o[index])))
     try:
         yield out
     finally:

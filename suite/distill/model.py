@@ -54,6 +54,26 @@ def _channels(x: Tensor | list[Tensor]) -> int | list[int]:
     return [t.shape[1] for t in x] if isinstance(x, (list, tuple)) else x.shape[1]
 
 
+def _strides(x: Tensor | list[Tensor], height: int) -> int | list[int]:
+    """Stride(s) of recorded map(s) relative to an input ``height`` pixels high."""
+    if isinstance(x, (list, tuple)):
+        return [_strides(t, height) for t in x]
+    return max(1, round(height / x.shape[-2])) if x.dim() == 4 else 1
+
+
+def _connector_kwargs(kind: str, kwargs: dict[str, Any], in_strides: Any,
+                      out_strides: Any) -> dict[str, Any]:
+    """Add the probed strides when the connector takes them (stride-aware fusion)."""
+    from suite.methods.catalog import connector_class
+
+    params = inspect.signature(connector_class(kind)).parameters
+    if "in_strides" in params and in_strides is not None:
+        kwargs["in_strides"] = in_strides
+    if "out_strides" in params and out_strides is not None:
+        kwargs["out_strides"] = out_strides
+    return kwargs
+
+
 @MODELS.register_module()
 class DistillationModel(BaseModel):
     """Offline KD wrapper around any mmengine model (mmseg segmentors, mmdet detectors).
@@ -124,12 +144,17 @@ class DistillationModel(BaseModel):
 
         shapes_s, shapes_t = self._probe(probe_size)
         self.connectors = nn.ModuleDict()
+        strides = {"student": self._probe_strides[0], "teacher": self._probe_strides[1]}
         for name, c in conn_specs.items():
             shapes = shapes_s if c.in_from[0] == "student" else shapes_t
             kwargs = dict(c.kwargs, in_channels=shapes[c.in_from[1]])
+            out_strides = None
             if c.out_from is not None:
                 out = shapes_s if c.out_from[0] == "student" else shapes_t
                 kwargs["out_channels"] = out[c.out_from[1]]
+                out_strides = strides[c.out_from[0]].get(c.out_from[1])
+            kwargs = _connector_kwargs(c.type, kwargs, strides[c.in_from[0]].get(c.in_from[1]),
+                                       out_strides)
             self.connectors[name] = build_connector(c.type, **kwargs)
         conn_channels = self._connector_channels(conn_specs, shapes_s, shapes_t)
         self.distill_losses = nn.ModuleDict()
@@ -151,6 +176,8 @@ class DistillationModel(BaseModel):
         self.student.train(was_training)
         self._probe_out = ({t: self.recorder_s.get(t) for t in self.recorder_s.taps},
                            {t: self.recorder_t.get(t) for t in self.recorder_t.taps})
+        self._probe_strides = tuple({t: _strides(v, size[0]) for t, v in out.items()}
+                                    for out in self._probe_out)
         return ({t: _channels(v) for t, v in self._probe_out[0].items()},
                 {t: _channels(v) for t, v in self._probe_out[1].items()})
 

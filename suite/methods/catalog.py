@@ -25,8 +25,13 @@ def build_loss(name: str, **kwargs: Any) -> nn.Module:
     return loss_class(name)(**kwargs)
 
 
+def connector_class(name: str) -> type[nn.Module]:
+    """The registered connector class ``name``."""
+    return lookup(CONNECTORS, name, "connector")
+
+
 def build_connector(name: str, **kwargs: Any) -> nn.Module:
-    return lookup(CONNECTORS, name, "connector")(**kwargs)
+    return connector_class(name)(**kwargs)
 
 
 def method_names() -> list[str]:

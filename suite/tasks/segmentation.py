@@ -21,6 +21,9 @@ class SegmentationTask(Task):
 
     def load_modules(self) -> None:
         import suite.metrics  # noqa: F401  (registers PerClassIoUMetric and the boundary metric)
+        from suite.nets import register_all
+
+        register_all()  # the re-implemented networks (EfficientNet, ESPNet, ...) in mmseg's MODELS
 
     def model_config(self, model: str, num_classes: int, width: float, norm: str,
                      crop: tuple[int, int], pretrained: str | None = None,
