@@ -130,7 +130,10 @@ def runner_config(config: dict[str, Any], cell_id: str, store: Store, root: str,
             logger=dict(type="LoggerHook", interval=max(1, min(50, iters // 5)), log_metric_by_epoch=False),
             param_scheduler=dict(type="ParamSchedulerHook"),
             checkpoint=dict(type="CheckpointHook", by_epoch=False, interval=interval,
-                            max_keep_ckpts=int(ckpt.get("keep", 1)), save_last=True),
+                            # mmengine deletes the oldest kept checkpoint *before* writing the
+                            # next one: one more slot keeps `keep` complete checkpoints on disk
+                            # while a save is under way (a kill mid-save resumes from them)
+                            max_keep_ckpts=int(ckpt.get("keep", 1)) + 1, save_last=True),
             sampler_seed=dict(type="DistSamplerSeedHook"),
             visualization=task.visualization_hook(),
         ),
