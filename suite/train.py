@@ -323,7 +323,7 @@ def train_and_evaluate(config: dict[str, Any], cell_id: str, store: Store, table
                        "paper": method.get("paper", "")},
             "wandb": {"mode": wandb_mode, **capture.wandb},
             "health": health_record(runner),
-            "cost": meter.record(),
+            "cost": {**meter.record(), **step_forward_ms(model)},
             "distributed": ranks,
         }
     finally:
@@ -362,6 +362,14 @@ def _distributed_record(config: dict[str, Any], runner: Any, trained: Any, expor
         rec.update(dist.schedule_record(runner))
     rec["norm"] = {"trained": syncbn.norm_layers(trained), "exported": syncbn.norm_layers(export)}
     return rec
+
+
+def step_forward_ms(model: Any) -> dict[str, Any]:
+    """``forward_ms_per_step``: the mean forward time of the teacher, the student's task loss and
+    each distillation term of a distillation cell's training steps (empty for other cells)."""
+    times = getattr(model, "step_times", None)
+    means = times.mean_ms() if times is not None else {}
+    return {"forward_ms_per_step": means} if means else {}
 
 
 def _eval_split(dataset: str) -> str:

@@ -142,3 +142,16 @@ def test_runner_weight_init_keeps_the_loaded_teacher(tmp_path):
     changed = [k for k, v in model.student.state_dict().items()
                if v.is_floating_point() and not torch.equal(v, student_before[k])]
     assert changed
+
+
+def test_training_steps_record_forward_time_per_part(tmp_path):
+    model = _build(tmp_path, method="kd")
+    model.train()
+    for _ in range(2):
+        model.loss(*_batch())
+    times = model.step_times.mean_ms()
+    assert set(times) == {"teacher_forward", "student_forward", "distill.loss_kd"}
+    assert model.step_times.steps == 2 and all(v > 0 for v in times.values())
+    model.eval()
+    model.loss(*_batch())  # evaluation-mode calls are not training steps
+    assert model.step_times.steps == 2

@@ -28,6 +28,7 @@ class, or when a stage's feature spread at the last probe is below ``min_feature
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -327,6 +328,7 @@ def probe(model: nn.Module, data: Mapping[str, Any], stages: Sequence[str],
     net = segmentor(model)
     params = student_parameters(model)
     was_training = model.training
+    step_times = copy.deepcopy(getattr(model, "step_times", None))  # a probe is not a step
     model.train()
     try:
         with no_trace(model), recording(net, [*stages, logits]) as rec, torch.enable_grad():
@@ -335,6 +337,8 @@ def probe(model: nn.Module, data: Mapping[str, Any], stages: Sequence[str],
             del losses
     finally:
         model.train(was_training)
+        if step_times is not None:
+            model.step_times = step_times
     out: dict[str, Any] = {"grad_norm": norms}
     z = rec.get(logits)
     if isinstance(z, Tensor):

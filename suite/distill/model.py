@@ -9,6 +9,7 @@ and ``tensor`` modes are the student alone, so evaluation, Params and FLOPs conc
 from __future__ import annotations
 
 import inspect
+import time
 from typing import Any
 
 import torch
@@ -72,6 +73,45 @@ def _connector_kwargs(kind: str, kwargs: dict[str, Any], in_strides: Any,
     if "out_strides" in params and out_strides is not None:
         kwargs["out_strides"] = out_strides
     return kwargs
+
+
+class StepClock:
+    """Forward-time laps of one distillation step (seconds; CUDA synchronised before each)."""
+
+    def __init__(self, cuda: bool) -> None:
+        self.cuda = cuda
+        self.laps: dict[str, float] = {}
+        self.last = self._now()
+
+    def _now(self) -> float:
+        if self.cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = self._now()
+        self.laps[name] = now - self.last
+        self.last = now
+
+
+class StepTimes:
+    """Running means of :class:`StepClock` laps over the training steps of a cell."""
+
+    def __init__(self) -> None:
+        self.total: dict[str, float] = {}
+        self.steps = 0
+
+    def add(self, laps: dict[str, float]) -> None:
+        for name, seconds in laps.items():
+            self.total[name] = self.total.get(name, 0.0) + seconds
+        self.steps += 1
+
+    def mean_ms(self) -> dict[str, float]:
+        """Per-step forward time in milliseconds of the teacher, the student's task loss and each
+        distillation term (backward passes are not split: they run as one graph)."""
+        if not self.steps:
+            return {}
+        return {k: round(1000 * v / self.steps, 3) for k, v in self.total.items()}
 
 
 @MODELS.register_module()
@@ -161,6 +201,7 @@ class DistillationModel(BaseModel):
         for name, spec in self.loss_specs.items():
             self.distill_losses[name] = self._build_loss(spec, shapes_s, shapes_t, conn_channels)
         self.alpha = 1.0
+        self.step_times = StepTimes()
 
     # ------------------------------------------------------------------ construction helpers
     @torch.no_grad()
@@ -254,11 +295,14 @@ class DistillationModel(BaseModel):
         return cache[key]
 
     def loss(self, inputs: Tensor, data_samples: list) -> dict[str, Tensor]:
+        clock = StepClock(inputs.is_cuda)
         self.recorder_s.reset()
         self.recorder_t.reset()
         with torch.no_grad():
             self.teacher._forward(inputs, data_samples)
+        clock.lap("teacher_forward")
         losses = self.student.loss(inputs, data_samples)
+        clock.lap("student_forward")
         gt = None
         if any(i.source == "data" for s in self.loss_specs.values() for i in s.inputs.values()):
             gt = self.task.ground_truth(data_samples)
@@ -269,7 +313,10 @@ class DistillationModel(BaseModel):
             if spec.decays and self.use_weight_decay:
                 value = value * self.alpha
             losses[f"distill.{name}"] = value
+            clock.lap(f"distill.{name}")
         losses["distill.alpha"] = torch.tensor(self.alpha)
+        if self.training:
+            self.step_times.add(clock.laps)
         return losses
 
     def student_state_dict(self) -> dict[str, Tensor]:
