@@ -1,7 +1,8 @@
 """Competing knowledge-distillation methods, one module per method.
 
 Importing this package registers every loss (``suite.methods.LOSSES``) and every method factory
-(``suite.methods.METHODS``). Each module's docstring states the formula, the paper, the
+(``suite.methods.METHODS``). The detection losses (``det_*`` modules) are registered as losses
+only: the detection task that would give them method specs does not exist yet. Each module's docstring states the formula, the paper, the
 reduction, the default weights, the attach points, whether ground truth is needed and whether
 it is a re-implementation.
 """
@@ -14,6 +15,10 @@ from baselines import (  # noqa: F401  (imported for their registrations)
     crosskd,
     cwd,
     cwt,
+    det_crosskd,
+    det_fgd,
+    det_gid,
+    det_ld,
     fam,
     fgkd,
     ifd,

@@ -119,6 +119,26 @@ class GcBlock(nn.Module):
         return x + self.channel_add(context)
 
 
+def fgd_terms(preds_S: Tensor, preds_T: Tensor, m_fg: Tensor, m_bg: Tensor, gc_s: nn.Module,
+              gc_t: nn.Module, temp: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """FGD's four terms ``(L_fg, L_bg, L_at, L_gl)`` for one aligned pair of maps.
+
+    ``m_fg``/``m_bg`` are the ``N x H x W`` mask weights; every term is summed over C*H*W and
+    divided by N. Shared by the segmentation (:class:`FGDLoss`) and the detection
+    (:mod:`baselines.det_fgd`) forms, which differ only in their masks.
+    """
+    n = preds_S.shape[0]
+    s_t, c_t = attention(preds_T, temp)
+    s_s, c_s = attention(preds_S, temp)
+    weight = s_t[:, None] * c_t[:, :, None, None]  # N x C x H x W
+    sq = (preds_S - preds_T).pow(2) * weight
+    fg = (sq * m_fg[:, None]).sum() / n
+    bg = (sq * m_bg[:, None]).sum() / n
+    at = (c_s - c_t).abs().sum() / n + (s_s - s_t).abs().sum() / n
+    gl = (gc_s(preds_S) - gc_t(preds_T)).pow(2).sum() / n
+    return fg, bg, at, gl
+
+
 @LOSSES.register_module(name="fgkd")
 class FGDLoss(nn.Module):
     """Focal (fg/bg, attention-weighted) + attention + global (GcBlock) feature distillation."""
@@ -141,18 +161,10 @@ class FGDLoss(nn.Module):
 
     def forward(self, preds_S: Tensor, preds_T: Tensor, gt_seg: Tensor) -> Tensor:
         preds_S, preds_T = align_to_teacher(self.align(preds_S), preds_T)
-        n = preds_S.shape[0]
         labels = resize_gt(gt_seg, preds_T.shape[-2:])
         m_fg, m_bg = fg_bg_masks(labels, self.background_classes, self.ignore_index,
                                  self.background)
-        s_t, c_t = attention(preds_T, self.temp)
-        s_s, c_s = attention(preds_S, self.temp)
-        weight = s_t[:, None] * c_t[:, :, None, None]  # N x C x H x W
-        sq = (preds_S - preds_T).pow(2) * weight
-        fg = (sq * m_fg[:, None]).sum() / n
-        bg = (sq * m_bg[:, None]).sum() / n
-        at = (c_s - c_t).abs().sum() / n + (s_s - s_t).abs().sum() / n
-        gl = (self.gc_s(preds_S) - self.gc_t(preds_T)).pow(2).sum() / n
+        fg, bg, at, gl = fgd_terms(preds_S, preds_T, m_fg, m_bg, self.gc_s, self.gc_t, self.temp)
         loss = self.alpha * fg + self.beta * bg + self.gamma * at + self.lambda_ * gl
         return self.loss_weight * loss
 

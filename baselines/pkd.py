@@ -13,9 +13,12 @@ Formula, for each pair of feature maps (lists are summed)::
 Reduction: mean over N*C*H*W per level, summed over levels. If the spatial sizes differ the
 student map is bilinearly resized to the teacher's (``resize_stu=True``) or the reverse.
 Channels must match (put a connector before it otherwise).
-Defaults: weight 1 (RetinaNet uses 10, Faster R-CNN 6 on FPN outputs). Ground truth: no.
-Re-implementation: no. Only the loss is registered now (``"pkd"``); the detection method
-(FPN taps) is a later issue.
+Defaults: weight 1. MMRazor's detection configs (``configs/distill/mmdet/pkd/``) apply it to the
+first four FPN outputs (``data_idx`` 0-3 of the neck, one loss per level, levels summed) with
+weight 10 (RetinaNet) or 6 (Faster R-CNN): ``levels=(0, 1, 2, 3)`` with a list of FPN maps
+(attach point ``fpn``) and ``loss_weight`` 10 or 6 reproduce them. ``levels=None`` (default)
+uses every pair given. Ground truth: no.
+Re-implementation: no. Only the loss is registered (``"pkd"``): no detection method yet.
 """
 
 from __future__ import annotations
@@ -41,15 +44,22 @@ def _channel_standardise(x: Tensor) -> Tensor:
 class PKDLoss(nn.Module):
     """0.5 * MSE between per-channel standardised maps (MMRazor ``PKDLoss`` semantics)."""
 
-    def __init__(self, loss_weight: float = 1.0, resize_stu: bool = True) -> None:
+    def __init__(self, loss_weight: float = 1.0, resize_stu: bool = True,
+                 levels: Sequence[int] | None = None) -> None:
         super().__init__()
         self.loss_weight = loss_weight
         self.resize_stu = resize_stu
+        self.levels = None if levels is None else tuple(int(i) for i in levels)
+
+    def _pairs(self, preds_S: Tensor | Sequence[Tensor],
+               preds_T: Tensor | Sequence[Tensor]) -> list[tuple[Tensor, Tensor]]:
+        pairs = list(zip(as_list(preds_S), as_list(preds_T)))
+        return pairs if self.levels is None else [pairs[i] for i in self.levels]
 
     def forward(self, preds_S: Tensor | Sequence[Tensor],
                 preds_T: Tensor | Sequence[Tensor]) -> Tensor:
         total = torch.zeros((), device=as_list(preds_S)[0].device)
-        for s, t in zip(as_list(preds_S), as_list(preds_T)):
+        for s, t in self._pairs(preds_S, preds_T):
             t = t.detach()
             if s.shape[-2:] != t.shape[-2:]:
                 if self.resize_stu:
