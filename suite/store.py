@@ -39,7 +39,8 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SUITE_CACHE", Path.home() / ".cache" / "suite"))
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def _synced_temp(path: Path, text: str) -> str:
+    """``text`` in a new, fsynced temporary file beside ``path``; its name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -47,6 +48,15 @@ def atomic_write_text(path: Path, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = _synced_temp(path, text)
+    try:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -60,13 +70,8 @@ def atomic_write_json(path: Path, data: Any) -> None:
 def create_exclusive_text(path: Path, text: str) -> bool:
     """Write ``path`` atomically iff it does not exist yet (temp file, fsync, hard link);
     False when it exists. Where hard links are not supported: a checked rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = _synced_temp(path, text)
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
         try:
             os.link(tmp, path)
         except FileExistsError:
