@@ -14,9 +14,8 @@ import pytest
 import torch
 from mmengine.logging import MessageHub
 from mmengine.registry import MODELS
-from mmengine.structures import PixelData
-from mmseg.structures import SegDataSample
 from mmseg.utils import register_all_modules
+from seg_batch import batch as seg_batch
 from torch import nn
 
 import suite.distill.hooks  # noqa: F401  (registers the hooks)
@@ -51,17 +50,6 @@ def _entropy(logits: list[float]) -> float:
     return -sum(q * math.log(q) for q in p)
 
 
-def _samples(n: int = 2) -> list[SegDataSample]:
-    out = []
-    for _ in range(n):
-        s = SegDataSample()
-        s.gt_sem_seg = PixelData(data=torch.randint(0, CLASSES, (1, SIZE, SIZE)))
-        s.set_metainfo({"img_shape": (SIZE, SIZE), "ori_shape": (SIZE, SIZE),
-                        "pad_shape": (SIZE, SIZE)})
-        out.append(s)
-    return out
-
-
 def _segmentor(seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     cfg = segmentor_config("pspnet_r18", CLASSES, WIDTH)
@@ -81,7 +69,7 @@ def _collapse_head(model: nn.Module, cls: int = 2) -> None:
 def _raw_batch(n: int = 2) -> dict:
     """A batch as the train dataloader yields it (uint8 images, before the preprocessor)."""
     return {"inputs": [torch.randint(0, 256, (3, SIZE, SIZE), dtype=torch.uint8) for _ in range(n)],
-            "data_samples": _samples(n)}
+            "data_samples": seg_batch(n, SIZE, CLASSES)[1]}
 
 
 def _data(model: nn.Module, n: int = 2) -> dict:

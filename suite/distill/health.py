@@ -329,6 +329,7 @@ def probe(model: nn.Module, data: Mapping[str, Any], stages: Sequence[str],
     params = student_parameters(model)
     was_training = model.training
     step_times = copy.deepcopy(getattr(model, "step_times", None))  # a probe is not a step
+    step_calls = getattr(model, "step_calls", None)
     model.train()
     try:
         with no_trace(model), recording(net, [*stages, logits]) as rec, torch.enable_grad():
@@ -338,7 +339,7 @@ def probe(model: nn.Module, data: Mapping[str, Any], stages: Sequence[str],
     finally:
         model.train(was_training)
         if step_times is not None:
-            model.step_times = step_times
+            model.step_times, model.step_calls = step_times, step_calls
     out: dict[str, Any] = {"grad_norm": norms}
     z = rec.get(logits)
     if isinstance(z, Tensor):
