@@ -34,7 +34,7 @@ def test_segmentation_probe_batch_ground_truth_and_metrics():
     task = get_task("segmentation")
     inputs, samples = task.probe_batch((16, 24))
     assert inputs.shape == (1, 3, 16, 24) and len(samples) == 1
-    gt = task.ground_truth(samples)
+    gt = task.ground_truth(samples, "gt_seg")
     assert gt.shape == (1, 16, 24) and gt.dtype == torch.long
     record = task.result_metrics({"mIoU": 41.5, "aAcc": 80.0})
     assert record["miou"] == 41.5 and record["aacc"] == 80.0 and "boundary_iou" in record

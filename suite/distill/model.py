@@ -290,11 +290,14 @@ class DistillationModel(BaseModel):
             return self.student._forward(inputs, data_samples)
         raise RuntimeError(f"invalid mode {mode!r}")
 
-    def _fetch(self, inp: Input, gt: Tensor | None, cache: dict) -> Any:
+    def _fetch(self, inp: Input, data_samples: list | None, cache: dict) -> Any:
         if inp.source == "data":
-            if gt is None:
+            if not data_samples:
                 raise SuiteError(f"input {inp.tap!r} needs ground truth in the batch")
-            return gt
+            key = ("data", inp.tap, None)
+            if key not in cache:
+                cache[key] = self.task.ground_truth(data_samples, inp.tap)
+            return cache[key]
         key = (inp.source, inp.tap, inp.connector)
         if key not in cache:
             rec = self.recorder_s if inp.source == "student" else self.recorder_t
@@ -315,12 +318,9 @@ class DistillationModel(BaseModel):
         clock.lap("teacher_forward")
         losses = self.student.loss(inputs, data_samples)
         clock.lap("student_forward")
-        gt = None
-        if any(i.source == "data" for s in self.loss_specs.values() for i in s.inputs.values()):
-            gt = self.task.ground_truth(data_samples)
         cache: dict = {}
         for name, spec in self.loss_specs.items():
-            kwargs = {arg: self._fetch(inp, gt, cache) for arg, inp in spec.inputs.items()}
+            kwargs = {arg: self._fetch(inp, data_samples, cache) for arg, inp in spec.inputs.items()}
             value = self.distill_losses[name](**kwargs)
             if spec.decays and self.use_weight_decay:
                 value = value * self.alpha

@@ -46,8 +46,10 @@ class Task(ABC):
         """The default visualisation hook config (drawing off: the suite writes its own)."""
 
     @abstractmethod
-    def ground_truth(self, data_samples: list[Any]) -> Tensor:
-        """The ground truth a loss may ask for (``Input(source="data")``), as one batch tensor."""
+    def ground_truth(self, data_samples: list[Any], kind: str) -> Any:
+        """The ground truth of kind ``kind`` a loss asks for (``Input(source="data", tap=kind)``):
+        ``gt_seg`` for segmentation; detection's kinds are listed by its task. An unknown kind is
+        a :class:`~suite.errors.SuiteError` naming the valid ones."""
 
     @abstractmethod
     def probe_batch(self, size: tuple[int, int]) -> tuple[Tensor, list[Any]]:

@@ -59,8 +59,12 @@ class SegmentationTask(Task):
     def visualization_hook(self) -> dict[str, Any]:
         return dict(type="SegVisualizationHook", draw=False)
 
-    def ground_truth(self, data_samples: list[Any]) -> Tensor:
-        """The label maps, N x H x W (long)."""
+    def ground_truth(self, data_samples: list[Any], kind: str = "gt_seg") -> Tensor:
+        """``gt_seg``: the label maps, N x H x W (long)."""
+        if kind != "gt_seg":
+            from suite.errors import SuiteError
+
+            raise SuiteError(f"segmentation has no ground truth {kind!r}; valid: gt_seg")
         return torch.stack([d.gt_sem_seg.data.squeeze(0) for d in data_samples]).long()
 
     def probe_batch(self, size: tuple[int, int]) -> tuple[Tensor, list[Any]]:
