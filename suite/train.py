@@ -38,6 +38,7 @@ def model_config(config: dict[str, Any], store: Store) -> dict[str, Any]:
     from suite.data import DATASETS
     from suite.dist import norm_type, world_size
     from suite.models import taps
+    from suite.optim import apply_drop_path
     from suite.tasks import task_of
 
     classes = DATASETS[config["dataset"]].num_classes
@@ -48,8 +49,10 @@ def model_config(config: dict[str, Any], store: Store) -> dict[str, Any]:
 
     def seg(name: str, init: bool) -> dict[str, Any]:
         pretrained, prefix = (backbone_init(config, store) if init else (None, None))
-        return task.model_config(name, classes, config["width"], norm, preproc_size,
-                                 pretrained=pretrained, pretrained_prefix=prefix)
+        cfg = task.model_config(name, classes, config["width"], norm, preproc_size,
+                                pretrained=pretrained, pretrained_prefix=prefix)
+        apply_drop_path(cfg, config["optimizer"].get("drop_path"))
+        return cfg
 
     if config["role"] != "distill":
         return seg(config["model"], init=True)
@@ -93,6 +96,7 @@ def runner_config(config: dict[str, Any], cell_id: str, store: Store, root: str,
     from suite.dist import backend as dist_backend
     from suite.dist import launcher, model_wrapper
     from suite.distill.health import hook_config as health_hook_config
+    from suite.optim import optim_wrapper, param_schedulers
     from suite.tasks import task_of
     from suite.tracking import vis_backends
 
@@ -117,14 +121,8 @@ def runner_config(config: dict[str, Any], cell_id: str, store: Store, root: str,
         train_cfg=dict(type="IterBasedTrainLoop", max_iters=iters, val_begin=iters,
                        val_interval=iters),  # evaluated once, at the last iteration
         val_cfg=dict(type="ValLoop"),
-        optim_wrapper=dict(
-            type="OptimWrapper",
-            optimizer=dict(type="SGD", lr=opt["lr"], momentum=opt["momentum"],
-                           weight_decay=opt["weight_decay"]),
-            clip_grad=dict(max_norm=opt["clip_grad"], norm_type=2) if opt.get("clip_grad") else None,
-        ),
-        param_scheduler=[dict(type="PolyLR", eta_min=opt["eta_min"], power=opt["power"], begin=0,
-                              end=iters, by_epoch=False)],
+        optim_wrapper=optim_wrapper(opt),  # SGD + poly (segmentation), AdamW + step (detection)
+        param_scheduler=param_schedulers(opt, iters),
         default_hooks=dict(
             timer=dict(type="IterTimerHook"),
             logger=dict(type="LoggerHook", interval=max(1, min(50, iters // 5)), log_metric_by_epoch=False),
@@ -239,6 +237,7 @@ def train_and_evaluate(config: dict[str, Any], cell_id: str, store: Store, table
     from suite.cost import CostMeter
     from suite.distill.health import result_record as health_record
     from suite.distill.hooks import ResultCaptureHook
+    from suite.fps import cell_fps
     from suite.tasks import task_of
     from suite.tracking import finish_run
 
@@ -295,6 +294,7 @@ def train_and_evaluate(config: dict[str, Any], cell_id: str, store: Store, table
         metrics = capture.metrics
         export = syncbn.exported(deployed)  # SyncBN layers back to BatchNorm
         ranks = _distributed_record(config, runner, deployed, export, imported is not None)
+        speed = cell_fps(export, config) if rank_zero() else {}  # the deployed network's FPS
         if rank_zero():  # the result that run_cell commits next records its size and sha256
             store.write_model(cell_id, {"state_dict": export.state_dict(),
                                         "meta": {"cell_id": cell_id, "model": config["model"],
@@ -307,6 +307,7 @@ def train_and_evaluate(config: dict[str, Any], cell_id: str, store: Store, table
             "metrics": metrics,
             **task.result_metrics(metrics),
             **comp,
+            **speed,
             "wall_time_s": round(time.time() - start, 2),
             "seed": config["seed"],
             "profile": config["profile"],
