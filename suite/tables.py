@@ -35,8 +35,9 @@ from suite.store import atomic_write_json, cache_dir, read_json
 
 TABLE_DIR = EXPERIMENTS / "tables"
 # Keys of a resolved config that say *where* things are on this machine, not *what* runs, or
-# that only observe a run (``health``: the probe interval and collapse thresholds).
-NOT_HASHED = ("data_root", "health")
+# that only observe a run (``health``: the probe interval and collapse thresholds; ``fps``: the
+# passes of the inference-speed measurement, suite.fps).
+NOT_HASHED = ("data_root", "health", "fps")
 
 
 def table_names() -> list[str]:
@@ -98,13 +99,27 @@ def validate_table(spec: Any, path: Path | str) -> None:
     for key in ("name", "task"):
         if key not in spec:
             raise SpecError(f"malformed table spec {path}: missing key {key!r}")
+    from suite.families import family_of
+    from suite.tasks import TASKS
+
+    task = spec["task"]
+    if task not in TASKS:
+        raise SpecError(f"{path}: unknown task {task!r}; valid: {', '.join(sorted(TASKS))}")
     for block in table_blocks(spec, path):
         for model in block.models:
             if model not in ARCHS:
                 raise SpecError(f"{path}: unknown model {model!r}; valid: {valid_models()}")
+            model_task = getattr(family_of(model), "task", "segmentation")
+            if model_task != task:
+                raise SpecError(f"{path}: model {model!r} is a {model_task} model; this table's task "
+                                f"is {task}")
         for ds in block.datasets:
             if ds not in DATASETS:
                 raise SpecError(f"{path}: unknown dataset {ds!r}; valid: {', '.join(sorted(DATASETS))}")
+            ds_task = getattr(DATASETS[ds], "task", "segmentation")
+            if ds_task != task:
+                raise SpecError(f"{path}: dataset {ds!r} is a {ds_task} dataset; this table's task "
+                                f"is {task}")
 
 
 @lru_cache(maxsize=1)
@@ -151,7 +166,7 @@ def resolve_method(method: str, options: dict[str, Any]) -> dict[str, Any]:
 
 def _base_config(
     profile: dict[str, Any], dataset: str, model: str, role: str, seed: int,
-    data_roots: dict[str, str], require_roots: bool = True,
+    data_roots: dict[str, str], require_roots: bool = True, task: str = "segmentation",
 ) -> dict[str, Any]:
     p = for_dataset(profile, dataset)
     sched = p["schedule"]["teacher" if role in ("teacher", "pretrain") else "student"]
@@ -161,8 +176,8 @@ def _base_config(
     else:
         data = {"source": "real"}
         root = data_root(p, dataset, data_roots) if require_roots else data_roots.get(dataset)
-    return {
-        "task": "segmentation",
+    cfg = {
+        "task": task,
         "role": role,
         "dataset": dataset,
         "model": model,
@@ -182,7 +197,11 @@ def _base_config(
         "data_root": root,
         "seed": seed,
         "health": p.get("health"),
+        **({"fps": p["fps"]} if "fps" in p else {}),  # absent: suite.fps's defaults
     }
+    if task != "segmentation":  # the task's own profile section (segmentation cells: unchanged ids)
+        cfg[task] = dict(p.get(task) or {})
+    return cfg
 
 
 def _pretrain_cells(prof: dict[str, Any], models: list[str], table: str, roots: dict[str, str],
@@ -228,8 +247,10 @@ def expand(
         raise SuiteError(f"--seeds must be >= 1, got {seeds}")
     blocks = table_blocks(spec)
     plan = _Expansion(table, prof, dict(data_roots or {}), require_roots,
-                      {**(prof.get("teacher_checkpoints") or {}), **(teacher_checkpoints or {})})
-    plan.pretrain([m for b in blocks for m in b.models])
+                      {**(prof.get("teacher_checkpoints") or {}), **(teacher_checkpoints or {})},
+                      task=spec["task"])
+    if spec["task"] == "segmentation":  # the pretrain stand-in trains segmentors on ADE20K; a
+        plan.pretrain([m for b in blocks for m in b.models])  # detection table starts from scratch
     for block in blocks:
         for dataset in block.datasets:
             teacher = plan.teacher(block, dataset)
@@ -244,8 +265,9 @@ class _Expansion:
     """The cells of one table as they are planned: pretrain, teacher, student and method cells."""
 
     def __init__(self, table: str, prof: dict[str, Any], roots: dict[str, str],
-                 require_roots: bool, ckpts: dict[str, str]) -> None:
+                 require_roots: bool, ckpts: dict[str, str], task: str = "segmentation") -> None:
         self.table, self.prof, self.roots, self.require_roots = table, prof, roots, require_roots
+        self.task = task
         self.ckpts = ckpts
         self.pre: dict[str, Cell] = {}
         self.teachers: list[Cell] = []
@@ -259,7 +281,8 @@ class _Expansion:
         self.seen.update(c.id for c in self.pre.values())
 
     def _config(self, dataset: str, model: str, role: str, seed: int) -> dict[str, Any]:
-        return _base_config(self.prof, dataset, model, role, seed, self.roots, self.require_roots)
+        return _base_config(self.prof, dataset, model, role, seed, self.roots, self.require_roots,
+                            task=self.task)
 
     def _init_from(self, cfg: dict[str, Any], model: str) -> list[str]:
         if model not in self.pre:

@@ -237,12 +237,13 @@ def train_and_evaluate(config: dict[str, Any], cell_id: str, store: Store, table
     from suite.cost import CostMeter
     from suite.distill.health import result_record as health_record
     from suite.distill.hooks import ResultCaptureHook
-    from suite.fps import cell_fps
+    from suite.fps import cell_fps, fps_settings
     from suite.tasks import task_of
     from suite.tracking import finish_run
 
     task = task_of(config)
     task.load_modules()  # registers the task's metrics
+    fps = fps_settings(config.get("fps"))  # checked before training; false: not measured
     start = time.time()
     meter = CostMeter.start()
     # rank 0 writes a synthetic dataset first; the other ranks wait for it and read its root
@@ -294,7 +295,7 @@ def train_and_evaluate(config: dict[str, Any], cell_id: str, store: Store, table
         metrics = capture.metrics
         export = syncbn.exported(deployed)  # SyncBN layers back to BatchNorm
         ranks = _distributed_record(config, runner, deployed, export, imported is not None)
-        speed = cell_fps(export, config) if rank_zero() else {}  # the deployed network's FPS
+        speed = cell_fps(export, config, fps) if rank_zero() else {}  # the deployed network
         if rank_zero():  # the result that run_cell commits next records its size and sha256
             store.write_model(cell_id, {"state_dict": export.state_dict(),
                                         "meta": {"cell_id": cell_id, "model": config["model"],

@@ -76,11 +76,14 @@ def test_malformed_specs_are_named():
         validate_table({"name": "x", "task": "segmentation", "datasets": [], "teacher": "pspnet_r101",
                         "student": "pspnet_r18"}, "x.yaml")
     with pytest.raises(SpecError, match="unknown model"):
-        validate_table({"name": "x", "task": "s", "datasets": [], "teacher": "resnet9000",
+        validate_table({"name": "x", "task": "segmentation", "datasets": [], "teacher": "resnet9000",
                         "student": "pspnet_r18", "rows": []}, "x.yaml")
     with pytest.raises(SpecError, match="duplicate row"):
-        validate_table({"name": "x", "task": "s", "datasets": ["voc2012"], "teacher": "pspnet_r101",
+        validate_table({"name": "x", "task": "segmentation", "datasets": ["voc2012"], "teacher": "pspnet_r101",
                         "student": "pspnet_r18", "rows": [{"row": "a"}, {"row": "a"}]}, "x.yaml")
+    with pytest.raises(SpecError, match="unknown task 's'; valid: .*segmentation"):
+        validate_table({"name": "x", "task": "s", "datasets": ["voc2012"], "teacher": "pspnet_r101",
+                        "student": "pspnet_r18", "rows": [{"row": "a"}]}, "x.yaml")
 
 
 def test_store_states_and_atomic_result(tmp_path):
