@@ -18,6 +18,7 @@ from PIL import Image
 from suite.data import (
     DATASETS,
     dataset_dir,
+    dataset_names,
     describe,
     ensure_dataset,
     generate_dataset,
@@ -27,6 +28,7 @@ from suite.data import generate as gen
 from suite.data.__main__ import main as cli_main
 from suite.data.scenes import CITYSCAPES_LABEL_IDS
 
+SEGMENTATION = dataset_names("segmentation")  # coco2017 (detection): test_data_coco.py
 NUM_TRAIN, NUM_VAL = 24, 8
 
 
@@ -35,7 +37,7 @@ def roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     cache = tmp_path_factory.mktemp("synthetic")
     return {
         name: ensure_dataset(name, cache_dir=cache, seed=0, num_train=NUM_TRAIN, num_val=NUM_VAL)
-        for name in DATASETS
+        for name in SEGMENTATION
     }
 
 
@@ -164,7 +166,7 @@ def test_coco_stuff_layout(roots: dict[str, Path]) -> None:
 
 
 # ----------------------------------------------------------------------------- determinism
-@pytest.mark.parametrize("name", sorted(DATASETS))
+@pytest.mark.parametrize("name", SEGMENTATION)
 def test_deterministic_per_seed(name: str, tmp_path: Path) -> None:
     kw = {"num_train": 3, "num_val": 2}
     a = _files(generate_dataset(name, tmp_path / "a", seed=1, **kw))
@@ -252,7 +254,7 @@ def _label_maps(name: str, root: Path) -> list[np.ndarray]:
     return [_load(p) for p in sorted((root / "annotations").rglob("*.png"))]
 
 
-@pytest.mark.parametrize("name", sorted(DATASETS))
+@pytest.mark.parametrize("name", SEGMENTATION)
 def test_scenes_have_several_classes_and_thin_parts(name: str, roots: dict[str, Path]) -> None:
     maps = _label_maps(name, roots[name])
     assert len(maps) >= NUM_TRAIN
@@ -285,12 +287,13 @@ def test_class_appearance_is_characteristic(roots: dict[str, Path]) -> None:
 
 # ----------------------------------------------------------------------------- API / CLI
 def test_metadata() -> None:
-    assert set(DATASETS) == {"voc2012", "cityscapes", "ade20k", "coco_stuff10k"}
+    assert set(SEGMENTATION) == {"voc2012", "cityscapes", "ade20k", "coco_stuff10k"}
+    assert set(DATASETS) == set(SEGMENTATION) | {"coco2017"}
     assert {k: v.num_classes for k, v in DATASETS.items()} == {
-        "voc2012": 21, "cityscapes": 19, "ade20k": 150, "coco_stuff10k": 171}
+        "voc2012": 21, "cityscapes": 19, "ade20k": 150, "coco_stuff10k": 171, "coco2017": 80}
     assert {k: v.eval_split for k, v in DATASETS.items()} == {
         "voc2012": "val", "cityscapes": "val", "ade20k": "validation",
-        "coco_stuff10k": "test2014"}
+        "coco_stuff10k": "test2014", "coco2017": "val2017"}
     assert {k for k, v in DATASETS.items() if v.reduce_zero_label} == {"ade20k", "coco_stuff10k"}
     assert DATASETS["cityscapes"].default_size == (64, 128)
 

@@ -1,7 +1,8 @@
 """Command line: ``python -m suite.data [ensure|describe] ...`` prints JSON.
 
 ``python -m suite.data ensure voc2012 --cache-dir DIR [--seed 0] [--num-train 48]
-[--num-val 16] [--size 96 96] [--num-aug N]`` generates (once) and describes a dataset;
+[--num-val 16] [--size 96 96] [--num-aug N]`` generates (once) and describes a dataset (any key
+of ``DATASETS``, e.g. ``coco2017`` for COCO 2017 instances, default size 128 160);
 ``python -m suite.data describe ROOT`` describes an existing tree; ``python -m suite.data
 list`` prints the metadata of every dataset.
 """

@@ -1,4 +1,4 @@
-"""Writers of the four synthetic datasets in their real on-disk layouts, and the cache.
+"""Writers of the synthetic datasets in their real on-disk layouts, and the cache.
 
 Layouts (``<dir>`` is ``<cache_dir>/<dataset>-<hash>``; the *data root* is what mmseg's
 ``data_root`` must point to):
@@ -16,6 +16,9 @@ Layouts (``<dir>`` is ``<cache_dir>/<dataset>-<hash>``; the *data root* is what 
 * ``coco_stuff10k`` -- data root ``<dir>``: ``images/{train2014,test2014}/COCO_train2014_%012d
   .jpg``, ``annotations/{train2014,test2014}/..._labelTrainIds.png`` (0 = unlabeled, 1..171, as
   mmseg's ``coco_stuff10k.py`` converter writes them) and ``imageLists/{train,test,all}.txt``.
+* ``coco2017`` -- data root ``<dir>`` (mmdet's ``data/coco/``): ``annotations/instances_
+  {train2017,val2017}.json`` (COCO's instances format, see :mod:`suite.data.coco`) and
+  ``{train2017,val2017}/<12-digit image id>.jpg``.
 
 :func:`ensure_dataset` generates a dataset once per parameter set into a temporary directory
 and renames it into place (atomic; a concurrent loser discards its copy); a ``.complete``
@@ -187,12 +190,39 @@ def _write_coco_stuff(out: Path, seed: int, counts: dict[str, int],
     return out
 
 
+def _write_coco(out: Path, seed: int, counts: dict[str, int], size: tuple[int, int]) -> Path:
+    from suite.data import coco
+
+    h, w = size
+    (out / "annotations").mkdir(parents=True, exist_ok=True)
+    categories = coco.coco_categories()
+    for split in DATASETS["coco2017"].splits:
+        img_dir = out / split
+        img_dir.mkdir(parents=True, exist_ok=True)
+        images, annotations = [], []
+        for i in range(counts[split]):
+            image_id = coco.SPLIT_ID_OFFSET[split] + i + 1
+            img, instances, objects = coco.coco_scene(h, w, image_rng("coco2017", split, i, seed))
+            _save_jpg(img_dir / coco.image_file_name(image_id), img)
+            images.append(coco.image_record(image_id, h, w))
+            annotations += coco.image_annotations(image_id, instances, objects)
+        doc = {**coco.coco_header(), "images": images, "annotations": annotations,
+               "categories": categories}
+        (out / "annotations" / f"instances_{split}.json").write_text(
+            json.dumps(doc, separators=(",", ":")))
+    return out
+
+
 _WRITERS: dict[str, Callable[[Path, int, dict[str, int], tuple[int, int]], Path]] = {
     "voc2012": _write_voc,
     "cityscapes": _write_cityscapes,
     "ade20k": _write_ade,
     "coco_stuff10k": _write_coco_stuff,
+    "coco2017": _write_coco,
 }
+
+#: Per-dataset generator versions, in the cache key of that dataset only (bump on change).
+DATASET_VERSIONS: dict[str, int] = {"coco2017": 1}
 
 
 # --------------------------------------------------------------------------- parameters
@@ -207,13 +237,16 @@ def _params(name: str, seed: int, num_train: int | None, num_val: int | None,
     counts = {info.train_splits[0]: n_train, info.eval_split: n_val}
     if name == "voc2012":
         counts["aug"] = n_train // 2 if num_aug is None else int(num_aug)
-    return {
+    params = {
         "dataset": name,
         "seed": int(seed),
         "size": list(hw),
         "counts": {s: counts[s] for s in info.splits},
         "version": GENERATOR_VERSION,
     }
+    if name in DATASET_VERSIONS:
+        params["dataset_version"] = DATASET_VERSIONS[name]
+    return params
 
 
 def params_hash(params: dict[str, Any]) -> str:
@@ -244,7 +277,7 @@ def generate_dataset(
         seed: Global seed; each image's generator is seeded from (dataset, split, index, seed).
         num_train: Images of the training split (VOC: ``train.txt``); default 48.
         num_val: Images of the evaluation split (VOC/Cityscapes val, ADE validation,
-            COCO-Stuff test); default 16.
+            COCO-Stuff test, COCO val2017); default 16.
         size: ``(height, width)``; default :attr:`DatasetInfo.default_size`.
         num_aug: VOC only: extra SBD-style training images in ``aug.txt``; default
             ``num_train // 2``.
@@ -281,7 +314,7 @@ def ensure_dataset(
     size: tuple[int, int] | None = None,
     num_aug: int | None = None,
 ) -> Path:
-    """Generate a dataset once and return the ``data_root`` to give mmseg's dataset config.
+    """Generate a dataset once and return the ``data_root`` to give mmseg's (mmdet's) config.
 
     The dataset lives in ``<cache_dir>/<dataset>-<hash of parameters>/``. It is generated into
     a temporary sibling directory and renamed into place, so concurrent callers never see a
@@ -332,6 +365,8 @@ def _detect(root: Path) -> tuple[str, Path]:
     """Which dataset a directory holds, and its data root."""
     candidates = [root, root / "VOCdevkit" / "VOC2012", root / "ADEChallengeData2016"]
     for r in candidates:
+        if any((r / ann).is_file() for ann in DATASETS["coco2017"].ann_files.values()):
+            return "coco2017", r
         if (r / "JPEGImages").is_dir() and (r / "ImageSets" / "Segmentation").is_dir():
             return "voc2012", r
         if (r / "leftImg8bit").is_dir() and (r / "gtFine").is_dir():
@@ -343,29 +378,44 @@ def _detect(root: Path) -> tuple[str, Path]:
     raise FileNotFoundError(f"no known dataset layout under {root}")
 
 
+def _count_coco(data_root: Path, info: DatasetInfo, split: str) -> dict[str, int]:
+    """Image files of a COCO split, and images/annotations its json lists."""
+    img_dir = data_root / info.data_prefixes[split]["img"]
+    n_img = sum(1 for _ in img_dir.glob(f"*{info.img_suffix}")) if img_dir.is_dir() else 0
+    ann = data_root / info.ann_files[split]
+    doc = json.loads(ann.read_text()) if ann.is_file() else {}
+    return {"images": n_img, "labels": len(doc.get("images", [])),
+            "annotations": len(doc.get("annotations", []))}
+
+
+def _count_seg(data_root: Path, info: DatasetInfo, split: str) -> dict[str, int]:
+    """Images and label maps of a segmentation split (for VOC: of the ids its list names)."""
+    prefix = info.data_prefixes[split]
+    img_dir = data_root / prefix["img_path"]
+    seg_dir = data_root / prefix["seg_map_path"]
+    if split in info.ann_files:
+        ann = data_root / info.ann_files[split]
+        ids = ann.read_text().split() if ann.is_file() else []
+        n_img = sum((img_dir / f"{i}{info.img_suffix}").is_file() for i in ids)
+        n_seg = sum((seg_dir / f"{i}{info.seg_map_suffix}").is_file() for i in ids)
+    else:
+        n_img = sum(1 for _ in img_dir.rglob(f"*{info.img_suffix}")) if img_dir.is_dir() else 0
+        n_seg = (sum(1 for _ in seg_dir.rglob(f"*{info.seg_map_suffix}"))
+                 if seg_dir.is_dir() else 0)
+    return {"images": n_img, "labels": n_seg}
+
+
 def describe(root: Path | str) -> dict[str, Any]:
     """Summarise a dataset tree: its kind, data root, and per split images/label maps.
 
     ``root`` may be the data root :func:`ensure_dataset` returned or the cache directory.
-    Works on real datasets too (counts files; for VOC, ids of the ``ImageSets`` lists).
+    Works on real datasets too (counts files; for VOC, ids of the ``ImageSets`` lists). For
+    COCO, ``labels`` counts the images its annotation json lists and ``annotations`` its
+    annotations.
     """
     name, data_root = _detect(Path(root))
     info = DATASETS[name]
-    splits: dict[str, dict[str, int]] = {}
-    for split in info.splits:
-        prefix = info.data_prefixes[split]
-        img_dir = data_root / prefix["img_path"]
-        seg_dir = data_root / prefix["seg_map_path"]
-        if split in info.ann_files:
-            ann = data_root / info.ann_files[split]
-            ids = ann.read_text().split() if ann.is_file() else []
-            n_img = sum((img_dir / f"{i}{info.img_suffix}").is_file() for i in ids)
-            n_seg = sum((seg_dir / f"{i}{info.seg_map_suffix}").is_file() for i in ids)
-        else:
-            n_img = sum(1 for _ in img_dir.rglob(f"*{info.img_suffix}")) if img_dir.is_dir() else 0
-            n_seg = (sum(1 for _ in seg_dir.rglob(f"*{info.seg_map_suffix}"))
-                     if seg_dir.is_dir() else 0)
-        splits[split] = {"images": n_img, "labels": n_seg}
+    count = _count_coco if info.task == "detection" else _count_seg
     out: dict[str, Any] = {
         "dataset": name,
         "data_root": str(data_root),
@@ -373,7 +423,7 @@ def describe(root: Path | str) -> dict[str, Any]:
         "base_config": info.base_config,
         "num_classes": info.num_classes,
         "eval_split": info.eval_split,
-        "splits": splits,
+        "splits": {split: count(data_root, info, split) for split in info.splits},
     }
     found = _find_marker(data_root)
     if found is not None:

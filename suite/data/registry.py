@@ -1,9 +1,11 @@
-"""Metadata of the four benchmark datasets, as mmsegmentation 1.2.2 knows them.
+"""Metadata of the benchmark datasets, as mmsegmentation 1.2.2 and mmdetection 3.3.0 know them.
 
-Each :class:`DatasetInfo` names the mmseg dataset class and the shipped base config
-(``mmseg/.mim/configs/_base_/datasets/<base_config>``), the number of classes, the splits the
-synthetic generator writes, which split the paper evaluates on, and whether mmseg reduces the
-zero label (label ``0`` on disk is "other"/"unlabeled" and becomes ``255``).
+Each :class:`DatasetInfo` names the library's dataset class and its shipped base config
+(``<library>/.mim/configs/_base_/datasets/<base_config>``), the number of classes, the splits
+the synthetic generator writes, which split the paper evaluates on, and for segmentation
+whether mmseg reduces the zero label (label ``0`` on disk is "other"/"unlabeled" and becomes
+``255``). The four segmentation datasets (``task="segmentation"``) are read by mmseg; MS-COCO
+2017 instances (``task="detection"``) by mmdet, whose vocabulary its fields then use.
 """
 
 from __future__ import annotations
@@ -17,22 +19,33 @@ IGNORE_INDEX = 255
 class DatasetInfo:
     """What the suite needs to know about one dataset.
 
+    The field names say "mmseg" because the segmentation datasets came first; for a
+    ``task="detection"`` dataset they hold the same things in mmdet's terms (noted below).
+
     Attributes:
         name: Key in :data:`DATASETS`.
-        mmseg_type: Name of the mmseg dataset class (``type=`` in a config).
-        base_config: File name of mmseg's shipped base dataset config.
+        mmseg_type: Name of the library's dataset class (``type=`` in a config): mmseg's for
+            segmentation, mmdet's (``CocoDataset``) for detection.
+        base_config: File name of the library's shipped base dataset config (mmdet: the
+            instance-segmentation one, ``coco_instance.py``).
         num_classes: Number of evaluated classes (after ``reduce_zero_label``).
         splits: Split names the generator writes, in the dataset's own vocabulary.
         train_splits: Splits that make up the training set of the paper's setting.
         eval_split: Split the paper reports on.
-        reduce_zero_label: Whether mmseg maps on-disk label 0 to 255 and shifts the rest down.
-        mmseg_data_root: ``data_root`` in mmseg's base config (what ours replaces).
+        reduce_zero_label: Whether mmseg maps on-disk label 0 to 255 and shifts the rest down
+            (always ``False`` for detection: there are no label maps).
+        mmseg_data_root: ``data_root`` in the library's base config (what ours replaces).
         root_subdir: Path of that data root inside a generated dataset directory.
         default_size: Default image size ``(height, width)`` of the generator.
-        img_suffix: Image suffix mmseg's dataset class expects.
-        seg_map_suffix: Label-map suffix mmseg's dataset class expects.
-        data_prefixes: Per split, the ``data_prefix`` dict of mmseg's config.
-        ann_files: Per split, the ``ann_file`` (relative to the data root), if any.
+        img_suffix: Image suffix the dataset class expects.
+        seg_map_suffix: Label-map suffix mmseg's dataset class expects (``""`` for detection:
+            masks are polygons/RLE inside the annotation json).
+        data_prefixes: Per split, the ``data_prefix`` dict of the library's config (mmdet:
+            ``{"img": "<split>/"}``).
+        ann_files: Per split, the ``ann_file`` (relative to the data root), if any (mmdet: the
+            COCO json).
+        ignore_index: Label value ignored by the segmentation losses and metrics.
+        task: ``"segmentation"`` (mmseg) or ``"detection"`` (mmdet).
     """
 
     name: str
@@ -51,6 +64,7 @@ class DatasetInfo:
     data_prefixes: dict[str, dict[str, str]]
     ann_files: dict[str, str]
     ignore_index: int = IGNORE_INDEX
+    task: str = "segmentation"
 
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -151,6 +165,30 @@ DATASETS: dict[str, DatasetInfo] = {
         },
         ann_files={},
     ),
+    "coco2017": DatasetInfo(
+        name="coco2017",
+        mmseg_type="CocoDataset",
+        base_config="coco_instance.py",
+        num_classes=80,
+        splits=("train2017", "val2017"),
+        train_splits=("train2017",),
+        eval_split="val2017",
+        reduce_zero_label=False,
+        mmseg_data_root="data/coco/",
+        root_subdir="",
+        default_size=(128, 160),
+        img_suffix=".jpg",
+        seg_map_suffix="",
+        data_prefixes={
+            "train2017": {"img": "train2017/"},
+            "val2017": {"img": "val2017/"},
+        },
+        ann_files={
+            "train2017": "annotations/instances_train2017.json",
+            "val2017": "annotations/instances_val2017.json",
+        },
+        task="detection",
+    ),
 }
 
 ALIASES: dict[str, str] = {
@@ -163,6 +201,9 @@ ALIASES: dict[str, str] = {
     "coco-stuff10k": "coco_stuff10k",
     "coco_stuff": "coco_stuff10k",
     "cocostuff10k": "coco_stuff10k",
+    "coco": "coco2017",
+    "coco_2017": "coco2017",
+    "mscoco": "coco2017",
 }
 
 
@@ -174,3 +215,8 @@ def resolve_name(name: str) -> str:
         known = ", ".join(sorted(DATASETS))
         raise KeyError(f"unknown dataset {name!r}; known: {known}")
     return key
+
+
+def dataset_names(task: str | None = None) -> list[str]:
+    """Sorted keys of :data:`DATASETS`, only those of ``task`` when given."""
+    return sorted(k for k, v in DATASETS.items() if task is None or v.task == task)
