@@ -50,7 +50,8 @@ def model_config(config: dict[str, Any], store: Store) -> dict[str, Any]:
     def seg(name: str, init: bool) -> dict[str, Any]:
         pretrained, prefix = (backbone_init(config, store) if init else (None, None))
         cfg = task.model_config(name, classes, config["width"], norm, preproc_size,
-                                pretrained=pretrained, pretrained_prefix=prefix)
+                                pretrained=pretrained, pretrained_prefix=prefix,
+                                options=config.get(task.name))
         apply_drop_path(cfg, config["optimizer"].get("drop_path"))
         return cfg
 
@@ -117,7 +118,7 @@ def runner_config(config: dict[str, Any], cell_id: str, store: Store, root: str,
         default_scope=task.scope,
         model=model_config(config, store),
         **dataloaders(config, root),
-        val_evaluator=task.evaluator(cell_dir),
+        val_evaluator=task.evaluator({**config, "data_root": root}, cell_dir),
         train_cfg=dict(type="IterBasedTrainLoop", max_iters=iters, val_begin=iters,
                        val_interval=iters),  # evaluated once, at the last iteration
         val_cfg=dict(type="ValLoop"),
@@ -162,11 +163,14 @@ def _start_method() -> str:
 # ----------------------------------------------------------------------------- complexity
 
 
-def complexity(model: Any, crop: list[int]) -> dict[str, float]:
-    """Params (M) and FLOPs (G) of the deployed network at the profile's input size."""
+def complexity(model: Any, crop: list[int], flops: bool = True) -> dict[str, float]:
+    """Params (M) and FLOPs (G) of the deployed network at the profile's input size; Params
+    alone (every parameter, as mmengine counts them) when the task reports no FLOPs."""
     import torch
     from mmengine.analysis import get_model_complexity_info
 
+    if not flops:
+        return {"params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 4)}
     was = model.training
     model.eval()
     try:
@@ -278,7 +282,7 @@ def train_and_evaluate(config: dict[str, Any], cell_id: str, store: Store, table
             _cell_logger(runner, log)
         model = getattr(runner.model, "module", runner.model)
         deployed = model.student if hasattr(model, "student") else model
-        comp = complexity(deployed, config["crop"])
+        comp = complexity(deployed, config["crop"], flops=task.flops)
         capture = ResultCaptureHook(comp)
         runner.register_hook(capture)
         if dist.world_size() > 1:
@@ -347,6 +351,15 @@ def _resume_same(cfg: Any, work: Path) -> None:
             print(f"rank {dist.rank()}/{dist.world_size()}: resuming from {chosen}", flush=True)
 
 
+def loader_batch_size(loader: Any) -> int:
+    """Images per step of a data loader; with a batch sampler (mmdet's aspect-ratio grouping)
+    the loader itself has no ``batch_size`` and its sampler has it."""
+    size = loader.batch_size
+    if size is None:
+        size = getattr(loader.batch_sampler, "batch_size", None)
+    return int(size)
+
+
 def _distributed_record(config: dict[str, Any], runner: Any, trained: Any, export: Any,
                         evaluate_only: bool) -> dict[str, Any]:
     """Ranks, backend, per-rank and global batch (checked against the profile), the schedule
@@ -356,11 +369,11 @@ def _distributed_record(config: dict[str, Any], runner: Any, trained: Any, expor
     ranks = dist.world_size()
     rec = dist.record(int(config["batch_size"]), ranks)
     if not evaluate_only:
-        loaded = int(runner.train_dataloader.batch_size) * ranks
+        per_rank = loader_batch_size(runner.train_dataloader)
+        loaded = per_rank * ranks
         if loaded != int(config["batch_size"]):
-            raise SuiteError(f"global batch {loaded} ({ranks} ranks x "
-                             f"{runner.train_dataloader.batch_size}) is not the profile's "
-                             f"{config['batch_size']}")
+            raise SuiteError(f"global batch {loaded} ({ranks} ranks x {per_rank}) is not the "
+                             f"profile's {config['batch_size']}")
         rec.update(dist.schedule_record(runner))
     rec["norm"] = {"trained": syncbn.norm_layers(trained), "exported": syncbn.norm_layers(export)}
     return rec

@@ -26,7 +26,11 @@ def _flat(specs):
             yield f"{name}[{i}]" if isinstance(spec, list) else name, tap
 
 
-@pytest.mark.parametrize("name", sorted(ARCHS))
+# the detection families are tested in tests/test_families_det.py
+SEGMENTATION = sorted(n for n in ARCHS if family_of(n).task == "segmentation")
+
+
+@pytest.mark.parametrize("name", SEGMENTATION)
 def test_model_builds_trains_and_records_declared_taps(name):
     torch.manual_seed(0)
     model = MODELS.build(segmentor_config(name, CLASSES, SMOKE_WIDTH)).train()

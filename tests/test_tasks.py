@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_unknown_task_lists_the_valid_ones():
-    with pytest.raises(SuiteError, match="unknown task 'depth'; valid: segmentation"):
+    with pytest.raises(SuiteError, match="unknown task 'depth'; valid: detection, segmentation"):
         get_task("depth")
     assert task_of({"task": "segmentation"}).scope == "mmseg"
 

@@ -1,32 +1,47 @@
 """Model families, one module each (timm's habit), and the registry of the suite's model names.
 
-=================  ==========================================================  ==============
-family             models                                                      source
-=================  ==========================================================  ==============
-``resnet_seg``     pspnet_r18, pspnet_r38, pspnet_r50, pspnet_r101,            mmseg configs
-                   deeplabv3plus_r18, deeplabv3plus_r101
-``segformer``      segformer_b0                                                mmseg configs
-``mobilenet_v2``   mobilenetv2 (DeepLabV3+ head)                               mmseg configs
-``efficientnet``   efficientnet_b1 (FCN 1x1 head)                              re-implemented
-``espnet``         espnet                                                      re-implemented
-``mask2former``    mask2former_r50                                             mmseg + mmdet
-=================  ==========================================================  ==============
+=====================  ================================================  ==============
+family                 models                                            source
+=====================  ================================================  ==============
+``resnet_seg``         pspnet_r18, pspnet_r38, pspnet_r50, pspnet_r101,  mmseg configs
+                       deeplabv3plus_r18, deeplabv3plus_r101
+``segformer``          segformer_b0                                      mmseg configs
+``mobilenet_v2``       mobilenetv2 (DeepLabV3+ head)                     mmseg configs
+``efficientnet``       efficientnet_b1 (FCN 1x1 head)                    re-implemented
+``espnet``             espnet                                            re-implemented
+``mask2former``        mask2former_r50                                   mmseg + mmdet
+``context_heads``      danet, deeplabv3_r101 (Table II, without KD)      mmseg configs
+``hrnet_seg``          hrnet (HRNetV2-W48 + FCN; Table II, without KD)   mmseg configs
+``gfl``                gfl_r50, gfl_r18 (detection)                      mmdet configs
+``retinanet``          retinanet_r50, retinanet_r101 (detection)         mmdet configs
+``cascade_mask_rcnn``  cascade_mask_rcnn_r50, cascade_mask_rcnn_r101     mmdet configs
+                       (detection, instance masks)
+=====================  ================================================  ==============
+
+Each family names its task (:attr:`Family.task`: ``segmentation`` or ``detection``); the
+detection families share :mod:`suite.families.det_base`.
 """
 
 from __future__ import annotations
 
 from suite.errors import SpecError
 from suite.families.base import Family, Tap, TapSet, scaled_channels
+from suite.families.cascade_mask_rcnn import CascadeMaskRCNNFamily
+from suite.families.context_heads import ContextHeadFamily
 from suite.families.efficientnet import EfficientNetFamily
 from suite.families.espnet import ESPNetFamily
+from suite.families.gfl import GFLFamily
+from suite.families.hrnet import HRNetFamily
 from suite.families.mask2former import Mask2FormerFamily
 from suite.families.mobilenet_v2 import MobileNetV2Family
 from suite.families.resnet_seg import ResNetSegFamily
+from suite.families.retinanet import RetinaNetFamily
 from suite.families.segformer import SegFormerFamily
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (
     ResNetSegFamily(), SegFormerFamily(), MobileNetV2Family(), EfficientNetFamily(),
-    ESPNetFamily(), Mask2FormerFamily())}
+    ESPNetFamily(), Mask2FormerFamily(), ContextHeadFamily(), HRNetFamily(), GFLFamily(),
+    RetinaNetFamily(), CascadeMaskRCNNFamily())}
 MODEL_FAMILIES: dict[str, str] = {v: f.name for f in FAMILIES.values() for v in f.variants}
 
 

@@ -4,8 +4,8 @@ A *family* (timm's habit: one file each) groups architectures that share a confi
 layout (PSPNet/DeepLabV3+ on ResNet, SegFormer, ...). Each named model of the suite is one
 variant of one family. A family answers three questions for a variant at a width multiplier:
 
-* :meth:`Family.config` -- the mmseg model config dict (from mmseg's own configs, ``mmseg::``
-  names, with the width applied and the dataset's class count);
+* :meth:`Family.config` -- the library's model config dict (from mmseg's or mmdet's own configs,
+  ``mmseg::``/``mmdet::`` names, with the width applied and the dataset's class count);
 * :meth:`Family.taps` -- every tap (:class:`Tap`: module name, channels, stride), including
   the classifier that methods such as CrossKD and C2VKD reuse;
 * :attr:`Family.notes` -- what is assumed or re-implemented (shown in docs, recorded per model).
@@ -63,6 +63,7 @@ class Family(ABC):
 
     name: str = ""
     variants: tuple[str, ...] = ()
+    task: str = "segmentation"  # the task (suite.tasks) whose library builds the family's models
     # a re-implementation (no library or official code on this stack): flagged in reports
     reimplementation: bool = False
     notes: str = ""
@@ -70,7 +71,9 @@ class Family(ABC):
     @abstractmethod
     def config(self, variant: str, num_classes: int, width: float = 1.0, norm: str = "BN",
                pretrained: str | None = None, pretrained_prefix: str | None = None) -> ConfigDict:
-        """The mmseg ``EncoderDecoder`` config of ``variant`` (``width`` 1.0 = the paper's)."""
+        """The model config of ``variant`` (``width`` 1.0 = the paper's): an mmseg
+        ``EncoderDecoder``, or an mmdet detector for the detection families, whose ``config``
+        also takes keyword options (:mod:`suite.families.det_base`)."""
 
     @abstractmethod
     def taps(self, variant: str, width: float = 1.0, num_classes: int = 21) -> TapSet:

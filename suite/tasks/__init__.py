@@ -6,10 +6,11 @@ from typing import Any
 
 from suite.errors import SuiteError
 from suite.tasks.base import Task
+from suite.tasks.detection import DetectionTask
 from suite.tasks.library import library_config, library_config_path
 from suite.tasks.segmentation import SegmentationTask
 
-TASKS: dict[str, Task] = {"segmentation": SegmentationTask()}
+TASKS: dict[str, Task] = {"segmentation": SegmentationTask(), "detection": DetectionTask()}
 
 
 def get_task(name: str) -> Task:

@@ -18,6 +18,7 @@ class Task(ABC):
 
     name: str = ""
     scope: str = ""  # the library's default registry scope (``mmseg``, ``mmdet``)
+    flops: bool = True  # whether a result reports FLOPs (``suite.train.complexity``) besides Params
 
     @abstractmethod
     def load_modules(self) -> None:
@@ -26,16 +27,21 @@ class Task(ABC):
     @abstractmethod
     def model_config(self, model: str, num_classes: int, width: float, norm: str,
                      crop: tuple[int, int], pretrained: str | None = None,
-                     pretrained_prefix: str | None = None) -> dict[str, Any]:
-        """The library's model config of architecture ``model`` at ``width``."""
+                     pretrained_prefix: str | None = None,
+                     options: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The library's model config of architecture ``model`` at ``width``; ``options``: the
+        cell config's section named after the task (the profile's ``detection:``), keyword
+        options of the model family's config (a task without any rejects a non-empty one)."""
 
     @abstractmethod
     def dataloaders(self, config: dict[str, Any], root: str, batch_size: int) -> dict[str, Any]:
         """``train_dataloader`` and ``val_dataloader`` configs of a cell's dataset at ``root``."""
 
     @abstractmethod
-    def evaluator(self, cell_dir: Path) -> list[dict[str, Any]]:
-        """The validation metrics (``val_evaluator``)."""
+    def evaluator(self, config: dict[str, Any], cell_dir: Path) -> list[dict[str, Any]]:
+        """The validation metrics (``val_evaluator``) of a cell's resolved ``config``, whose
+        ``data_root`` is the dataset root the cell reads (synthetic ones included); outputs
+        such as prediction pictures go under ``cell_dir``."""
 
     @abstractmethod
     def visualizer(self, name: str, vis_backends: list[dict[str, Any]]) -> dict[str, Any]:

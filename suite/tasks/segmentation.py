@@ -27,8 +27,14 @@ class SegmentationTask(Task):
 
     def model_config(self, model: str, num_classes: int, width: float, norm: str,
                      crop: tuple[int, int], pretrained: str | None = None,
-                     pretrained_prefix: str | None = None) -> dict[str, Any]:
+                     pretrained_prefix: str | None = None,
+                     options: dict[str, Any] | None = None) -> dict[str, Any]:
         from suite.models import segmentor_config
+
+        if options:
+            from suite.errors import SpecError
+
+            raise SpecError(f"segmentation models take no options; got {sorted(options)}")
 
         cfg = segmentor_config(model, num_classes, width, norm=norm, pretrained=pretrained,
                                pretrained_prefix=pretrained_prefix)
@@ -48,7 +54,7 @@ class SegmentationTask(Task):
         val.update(batch_size=1)
         return {"train_dataloader": train, "val_dataloader": val}
 
-    def evaluator(self, cell_dir: Path) -> list[dict[str, Any]]:
+    def evaluator(self, config: dict[str, Any], cell_dir: Path) -> list[dict[str, Any]]:
         return [dict(type="PerClassIoUMetric", iou_metrics=["mIoU"]),
                 # bIoU, connErr and the prediction PNGs, in the same pass
                 dict(type="BoundaryConnectivityMetric", prediction_dir=str(cell_dir / "predictions"))]

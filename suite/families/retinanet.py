@@ -1,0 +1,77 @@
+"""RetinaNet (Lin et al., ICCV 2017) on ResNet + FPN, from mmdet's configs.
+
+``mmdet::retinanet/retinanet_r50_fpn_1x_coco.py`` (``_base_/models/retinanet_r50_fpn.py``):
+FPN from C3 with P6/P7 convolved from C5 (``add_extra_convs='on_input'``, strides 8..128),
+``RetinaHead`` with 4 stacked convs per branch (conv + ReLU, no norm), 9 anchors per location.
+R101 is the R50 config at ``depth=101`` (mmdet's ``retinanet_r101_fpn_1x_coco.py``). The width
+multiplier (and the backbone's settings) as in :mod:`suite.families.det_base`; the head's
+stacked and feature channels scale with the FPN's.
+
+The head is :class:`suite.nets.det_heads.TapRetinaHead`, mmdet's ``RetinaHead`` whose
+stacked-conv ReLUs do not overwrite their input: ``cls_feature`` / ``reg_feature`` record each
+branch's third convolution (``.conv``, bias included) before its ReLU -- CrossKD's crossing
+point (its official configs' ``reused_teacher_head_idx`` 3): the 4th conv and the classifier
+or regressor are the layers after it.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from mmengine.config import ConfigDict
+
+from suite.families.base import TapSet, scaled_channels
+from suite.families.det_base import DetectionFamily, fpn_taps, level_taps, resnet_fpn, stage_taps
+from suite.families.resnet_seg import stage_channels
+from suite.tasks.library import library_config
+
+CONFIG = "mmdet::retinanet/retinanet_r50_fpn_1x_coco.py"
+DEPTHS = {"retinanet_r50": 50, "retinanet_r101": 101}
+FPN_STRIDES = (8, 16, 32, 64, 128)
+ANCHORS = 9  # 3 octave scales x 3 ratios per location (the config's anchor generator)
+# the head-feature taps: the third stacked conv's output before its activation, CrossKD's
+# crossing point (its configs' reused_teacher_head_idx = 3: the teacher's 4th conv and
+# classifier/regressor run on the student's feature)
+CROSS = 2
+
+
+class RetinaNetFamily(DetectionFamily):
+    """RetinaNet-R101 (teacher) and RetinaNet-R50 (student), mmdet."""
+
+    name = "retinanet"
+    variants = tuple(DEPTHS)
+    notes = "mmdet's retinanet_r{50,101}_fpn_1x_coco; head ReLUs out of place for pre-activation taps"
+    # test_cfg: candidates per level, detections per image, their lowest score
+    options = {"nms_pre": 1000, "max_per_img": 100, "score_thr": 0.05}
+
+    def config(self, variant: str, num_classes: int, width: float = 1.0, norm: str = "BN",
+               pretrained: str | None = None, pretrained_prefix: str | None = None,
+               **options: Any) -> ConfigDict:
+        """mmdet's RetinaNet config of ``variant``; ``options``: ``nms_pre``, ``max_per_img``
+        and ``score_thr`` of the test config (mmdet's 1000, 100 and 0.05 by default)."""
+        import suite.nets.det_heads  # noqa: F401  (registers TapRetinaHead)
+
+        opts = self.resolve_options(options)
+        model = copy.deepcopy(library_config(CONFIG).model.to_dict())
+        _, fpn = resnet_fpn(model, DEPTHS[variant], width, norm, pretrained, pretrained_prefix)
+        model["bbox_head"].update(type="TapRetinaHead", num_classes=num_classes, in_channels=fpn,
+                                  feat_channels=scaled_channels(256, width))
+        model["test_cfg"].update(nms_pre=opts["nms_pre"], max_per_img=opts["max_per_img"],
+                                 score_thr=opts["score_thr"])
+        return ConfigDict(model)
+
+    def taps(self, variant: str, width: float = 1.0, num_classes: int = 80) -> TapSet:
+        stages = stage_channels(DEPTHS[variant], scaled_channels(64, width))
+        fpn = feat = scaled_channels(256, width)
+        cls, reg = ANCHORS * num_classes, ANCHORS * 4
+        return {
+            "stages": stage_taps(stages),
+            "fpn": fpn_taps(fpn, FPN_STRIDES),
+            "cls_scores": level_taps("bbox_head.retina_cls", cls, FPN_STRIDES),
+            "bbox_preds": level_taps("bbox_head.retina_reg", reg, FPN_STRIDES),
+            "cls_feature": level_taps(f"bbox_head.cls_convs.{CROSS}.conv", feat, FPN_STRIDES),
+            "reg_feature": level_taps(f"bbox_head.reg_convs.{CROSS}.conv", feat, FPN_STRIDES),
+            "classifier": level_taps("bbox_head.retina_cls", cls, FPN_STRIDES),
+            "regressor": level_taps("bbox_head.retina_reg", reg, FPN_STRIDES),
+        }
