@@ -1,10 +1,14 @@
 """Competing knowledge-distillation methods, one module per method.
 
 Importing this package registers every loss (``suite.methods.LOSSES``) and every method factory
-(``suite.methods.METHODS``). The detection losses (``det_*`` modules) are registered as losses
-only: the detection task that would give them method specs does not exist yet. Each module's docstring states the formula, the paper, the
+(``suite.methods.METHODS``). Each module's docstring states the formula, the paper, the
 reduction, the default weights, the attach points, whether ground truth is needed and whether
 it is a re-implementation.
+
+A method serves the tasks its factory declares (:func:`suite.methods.spec.serves`):
+:data:`METHOD_NAMES` are the segmentation methods; :data:`DETECTION_METHOD_NAMES` the detection
+ones (``fgd``, ``gid``, ``ld``, ``pkd`` for detection only; ``skd``, ``sstkd``, ``crosskd`` and
+BCD (``suite.methods.bcd``) serve both, one implementation each, with a detection spec).
 """
 
 from baselines import (  # noqa: F401  (imported for their registrations)
@@ -37,4 +41,6 @@ METHOD_NAMES = (
     "bpkd", "ifvd", "tat", "sstkd", "c2vkd", "cwd",
 )
 
-__all__ = ["METHOD_NAMES"]
+DETECTION_METHOD_NAMES = ("fgd", "skd", "gid", "ld", "pkd", "crosskd", "sstkd")
+
+__all__ = ["DETECTION_METHOD_NAMES", "METHOD_NAMES"]

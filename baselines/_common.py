@@ -288,3 +288,16 @@ class HolisticAdversarialLoss(nn.Module):
             c = self.critic_loss(preds_S, preds_T)
             out = out + (c - c.detach())
         return out
+
+
+def align_scale(feat_S: Tensor, feat_T: Tensor, eps: float = 1e-6) -> Tensor:
+    """``feat_S`` standardised per channel over (N, H, W), then given ``feat_T``'s mean and std.
+
+    Unbiased standard deviations (``torch.std``'s default), ``eps`` added to the student's only,
+    as CrossKD's ``align_scale``. ``feat_T`` is used detached.
+    """
+    feat_T = feat_T.detach()
+    dims = (0, 2, 3)
+    mu_s, sd_s = feat_S.mean(dims, keepdim=True), feat_S.std(dims, keepdim=True)
+    mu_t, sd_t = feat_T.mean(dims, keepdim=True), feat_T.std(dims, keepdim=True)
+    return (feat_S - mu_s) / (sd_s + eps) * sd_t + mu_t

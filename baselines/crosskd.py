@@ -34,6 +34,8 @@ Attach points: ``head_feature_preact`` (student and teacher), ``logits`` (teache
 ``teacher_classifier`` is the teacher's ``decode_head.conv_seg`` (filled by the distiller).
 Ground truth: no.
 Re-implementation: yes (no segmentation version upstream; the width adapter is ours).
+Detection: on a detection table the method is upstream's own dense-detector CrossKD
+(:mod:`baselines.det_crosskd`: classification and regression crossing on GFL and RetinaNet).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from torch import Tensor, nn
 
 from baselines._common import (
     TeacherClassifierMixin,
+    align_scale,
     align_to_teacher,
     prefixed,
     resize_to,
@@ -53,22 +56,9 @@ from baselines._common import (
 )
 from suite.methods.divergences import pixel_kl
 from suite.methods.registry import LOSSES, METHODS
-from suite.methods.spec import LossSpec, MethodSpec, S, T
+from suite.methods.spec import LossSpec, MethodSpec, S, T, serves
 
 TAPS = ("head_feature_preact", "head_feature")
-
-
-def align_scale(feat_S: Tensor, feat_T: Tensor, eps: float = 1e-6) -> Tensor:
-    """``feat_S`` standardised per channel over (N, H, W), then given ``feat_T``'s mean and std.
-
-    Unbiased standard deviations (``torch.std``'s default), ``eps`` added to the student's only,
-    as CrossKD's ``align_scale``. ``feat_T`` is used detached.
-    """
-    feat_T = feat_T.detach()
-    dims = (0, 2, 3)
-    mu_s, sd_s = feat_S.mean(dims, keepdim=True), feat_S.std(dims, keepdim=True)
-    mu_t, sd_t = feat_T.mean(dims, keepdim=True), feat_T.std(dims, keepdim=True)
-    return (feat_S - mu_s) / (sd_s + eps) * sd_t + mu_t
 
 
 @LOSSES.register_module(name="crosskd")
@@ -124,8 +114,14 @@ DEFAULTS: dict[str, Any] = {"weight": 1.0, "tau": 1.0, "align_scale": True,
 
 
 @METHODS.register_module(name="crosskd")
-def crosskd(options: dict[str, Any] | None = None) -> MethodSpec:
-    """Student head feature -> (align_scale, ReLU) -> teacher classifier, KD to its logits."""
+@serves("segmentation", "detection")
+def crosskd(options: dict[str, Any] | None = None, task: str = "segmentation") -> MethodSpec:
+    """Student head feature -> (align_scale, ReLU) -> teacher classifier, KD to its logits; on a
+    detection table the dense-head form of :mod:`baselines.det_crosskd`."""
+    if task == "detection":
+        from baselines.det_crosskd import detection_spec
+
+        return detection_spec(options)
     o = resolve_options("crosskd", options, DEFAULTS)
     if o["tap"] not in TAPS:
         raise ValueError(f"crosskd: tap must be one of {TAPS}, got {o['tap']!r}")

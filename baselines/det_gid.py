@@ -34,22 +34,35 @@ classification response (binary KL = BCE to the teacher's probabilities minus th
 BCE's gradient, zero for identical outputs).
 Attach points: ``fpn``, ``cls_scores``, ``bbox_preds`` (student and teacher), plus the
 decoded boxes of both and the priors (from the detector's ``prior_generator`` / ``bbox_coder``)
-and the FPN strides. Ground truth: no.
-Re-implementation: yes. Loss only: no detection method is registered.
+and the FPN strides. Inside a ``DistillationModel`` the teacher's dense head
+(``teacher_dense_head``, the head of the ``cls_scores_T`` tap) gives the priors, the decoding
+(:mod:`baselines.det_head`; the student's head decodes the same way) and the strides, so the
+boxes need not be passed. Ground truth: no.
+Re-implementation: yes.
+
+Method ``gid`` (detection): ``loss_gid`` on ``fpn`` with the dense head's ``cls_scores`` /
+``bbox_preds`` (GFL: its joint class-quality scores and box distributions; RetinaNet: class
+logits and anchor deltas). Option ``two_stage`` (Cascade Mask R-CNN): the RPN's
+``rpn_cls_scores`` / ``rpn_bbox_preds`` and anchors stand in for the dense head (GID's R-CNN
+response terms on the RoI head's outputs are not reproduced), FPN levels at strides 4..64.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812
 from mmcv.ops import RoIAlign, nms
 from torch import Tensor, nn
 
-from baselines._common import as_int_list, as_list, width_adapter
-from suite.methods.registry import LOSSES
+from baselines._common import as_int_list, as_list, prefixed, resolve_options, width_adapter
+from baselines.det_head import Frozen, decode_boxes, dense_head, level_priors, module_name
+from baselines.det_head import strides as head_strides
+from suite.methods.registry import LOSSES, METHODS
+from suite.methods.spec import Input, LossSpec, MethodSpec, S, T, serves
 
 
 def flat_rows(x: Tensor, width: int) -> Tensor:
@@ -103,11 +116,16 @@ class GIDLoss(nn.Module):
     """GID's feature, relation and response terms on the general instances."""
 
     def __init__(self, student_channels: int | Sequence[int], teacher_channels: int | Sequence[int],
-                 strides: Sequence[int] = (8, 16, 32, 64, 128), topk: int = 10,
+                 strides: Sequence[int] | None = None, topk: int = 10,
                  nms_iou: float = 0.3, pos_iou: float = 0.5, roi_size: int = 7,
                  feat_weight: float = 5e-4, rel_weight: float = 40.0, cls_weight: float = 0.1,
-                 reg_weight: float = 1.0, loss_weight: float = 1.0) -> None:
+                 reg_weight: float = 1.0, loss_weight: float = 1.0,
+                 teacher_dense_head: nn.Module | None = None) -> None:
         super().__init__()
+        self._head = Frozen(teacher_dense_head) if teacher_dense_head is not None else Frozen()
+        if strides is None:
+            strides = (head_strides(teacher_dense_head) if teacher_dense_head is not None
+                       else (8, 16, 32, 64, 128))
         n = len(strides)
         cs, ct = as_int_list(student_channels, n), as_int_list(teacher_channels, n)
         self.align = nn.ModuleList(width_adapter(s, t) for s, t in zip(cs, ct))
@@ -173,16 +191,73 @@ class GIDLoss(nn.Module):
         return {"feat": feat / max(n_gi, 1), "rel": rel / c_s.shape[0],
                 "cls": (bce.sum(-1) * mask).sum() / m, "reg": (reg.sum(-1) * mask).sum() / m}
 
+    @classmethod
+    def teacher_kwargs(cls, teacher: nn.Module, taps: dict[str, str | list[str]],
+                       inputs: dict[str, Input]) -> dict[str, Any]:
+        """The dense head of the teacher's class-score tap (priors, decoding, strides)."""
+        return {"teacher_dense_head": dense_head(teacher,
+                                                 module_name(taps[inputs["cls_scores_T"].tap]))}
+
     def forward(self, preds_S: Tensor | Sequence[Tensor], preds_T: Tensor | Sequence[Tensor],
                 cls_scores_S: Sequence[Tensor], cls_scores_T: Sequence[Tensor],
                 bbox_preds_S: Sequence[Tensor], bbox_preds_T: Sequence[Tensor],
-                boxes_S: Sequence[Tensor], boxes_T: Sequence[Tensor],
-                priors: Sequence[Tensor]) -> Tensor:
+                boxes_S: Sequence[Tensor] | None = None, boxes_T: Sequence[Tensor] | None = None,
+                priors: Sequence[Tensor] | None = None) -> Tensor:
         """FPN maps, class logits and raw regression outputs per level (student, teacher);
         ``boxes_*``: per level ``N x (H*W*A) x 4`` decoded boxes; ``priors``: per level
-        ``(H*W*A) x 4`` anchor boxes, all in the input's pixels."""
+        ``(H*W*A) x 4`` anchor boxes, all in the input's pixels (decoded by the teacher's dense
+        head when not given)."""
+        cls_scores_S, cls_scores_T = as_list(cls_scores_S), as_list(cls_scores_T)
+        bbox_preds_S, bbox_preds_T = as_list(bbox_preds_S), as_list(bbox_preds_T)
+        if boxes_S is None or boxes_T is None or priors is None:
+            if not len(self._head):
+                raise RuntimeError("GID needs decoded boxes and priors, or the teacher's dense "
+                                   "head (teacher_dense_head=)")
+            head = self._head[0]
+            priors = level_priors(head, cls_scores_T)
+            with torch.no_grad():  # GI selection and the anchor mask only: no gradient
+                boxes_S = decode_boxes(head, [b.detach() for b in bbox_preds_S], priors)
+                boxes_T = decode_boxes(head, [b.detach() for b in bbox_preds_T], priors)
         t = self.terms(as_list(preds_S), as_list(preds_T), cls_scores_S, cls_scores_T,
                        bbox_preds_S, bbox_preds_T, boxes_S, boxes_T, priors)
         loss = (self.feat_weight * t["feat"] + self.rel_weight * t["rel"]
                 + self.cls_weight * t["cls"] + self.reg_weight * t["reg"])
         return self.loss_weight * loss
+
+
+GID_DEFAULTS: dict[str, Any] = {
+    "two_stage": False, "weight": 1.0, "feat_weight": 5e-4, "rel_weight": 40.0,
+    "cls_weight": 0.1, "reg_weight": 1.0, "topk": 10, "nms_iou": 0.3, "pos_iou": 0.5,
+    "roi_size": 7,
+}
+
+
+@METHODS.register_module(name="gid")
+@serves("detection")
+def gid(options: dict[str, Any] | None = None) -> MethodSpec:
+    """GID on the FPN with the dense head's (or, ``two_stage``, the RPN's) outputs."""
+    o = resolve_options("gid", options, GID_DEFAULTS)
+    cls_tap, reg_tap = ("rpn_cls_scores", "rpn_bbox_preds") if o["two_stage"] else \
+        ("cls_scores", "bbox_preds")
+    keys = ("topk", "nms_iou", "pos_iou", "roi_size", "feat_weight", "rel_weight", "cls_weight",
+            "reg_weight")
+    return MethodSpec(
+        name="gid",
+        losses={"loss_gid": LossSpec(
+            type="det_gid", weight=float(o["weight"]),
+            inputs={"preds_S": S("fpn"), "preds_T": T("fpn"),
+                    "cls_scores_S": S(cls_tap), "cls_scores_T": T(cls_tap),
+                    "bbox_preds_S": S(reg_tap), "bbox_preds_T": T(reg_tap)},
+            kwargs={k: o[k] for k in keys}, channels_from="fpn")},
+        needs_gt=False, reimplementation=True,
+        unverified=["no official code: RoI size, anchor mask rule, response forms (see "
+                    "baselines.det_gid)", "GFL: responses on its joint scores and raw box "
+                    "distributions", "two-stage: RPN outputs stand in for the head; no R-CNN "
+                    "response terms"],
+        assumptions=prefixed("gid", {
+            "task": "detection", **{k: o[k] for k in keys},
+            "head": "RPN (two-stage)" if o["two_stage"] else "dense head (GFL, RetinaNet)",
+            "boxes": "decoded by the teacher's head from both networks' box outputs"}),
+        paper="X. Dai, Z. Jiang, Z. Wu, Y. Bao, Z. Wang, S. Liu, E. Zhou, CVPR 2021, General "
+              "instance distillation for object detection",
+    )

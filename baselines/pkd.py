@@ -1,4 +1,4 @@
-"""PKD — Pearson-correlation feature imitation (loss only; the detection method comes later).
+"""PKD — Pearson-correlation feature imitation on the FPN levels (detection).
 
 Paper: W. Cao, Y. Zhang, J. Gao, A. Cheng, K. Cheng, J. Cheng, "PKD: General distillation
 framework for object detectors via Pearson correlation coefficient", NeurIPS 2022.
@@ -18,19 +18,26 @@ first four FPN outputs (``data_idx`` 0-3 of the neck, one loss per level, levels
 weight 10 (RetinaNet) or 6 (Faster R-CNN): ``levels=(0, 1, 2, 3)`` with a list of FPN maps
 (attach point ``fpn``) and ``loss_weight`` 10 or 6 reproduce them. ``levels=None`` (default)
 uses every pair given. Ground truth: no.
-Re-implementation: no. Only the loss is registered (``"pkd"``): no detection method yet.
+Re-implementation: no.
+
+Method ``pkd`` (detection): ``loss_pkd`` on ``fpn`` levels 0-3 (P3..P6 for GFL and RetinaNet,
+P2..P5 for Cascade Mask R-CNN), as MMRazor's configs; weight 10 (its one-stage RetinaNet/FCOS
+configs, used for GFL too: MMRazor has no GFL config) or, with option ``two_stage``, 6 (its
+Faster R-CNN config, for Cascade Mask R-CNN). ``weight`` overrides it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor, nn
 
-from baselines._common import as_list
-from suite.methods.registry import LOSSES
+from baselines._common import as_list, prefixed, resolve_options
+from suite.methods.registry import LOSSES, METHODS
+from suite.methods.spec import LossSpec, MethodSpec, S, T, serves
 
 
 def _channel_standardise(x: Tensor) -> Tensor:
@@ -68,3 +75,31 @@ class PKDLoss(nn.Module):
                     t = F.interpolate(t, s.shape[-2:], mode="bilinear")
             total = total + F.mse_loss(_channel_standardise(s), _channel_standardise(t)) / 2
         return self.loss_weight * total
+
+
+PKD_DEFAULTS: dict[str, Any] = {"two_stage": False, "weight": None, "levels": [0, 1, 2, 3],
+                                "resize_stu": True}
+WEIGHTS = {False: 10.0, True: 6.0}  # MMRazor: pkd_fpn_retina_* / pkd_fpn_faster-rcnn_*
+
+
+@METHODS.register_module(name="pkd")
+@serves("detection")
+def pkd(options: dict[str, Any] | None = None) -> MethodSpec:
+    """PKD on the first four FPN levels, MMRazor's one- or two-stage weight (``two_stage``)."""
+    o = resolve_options("pkd", options, PKD_DEFAULTS)
+    weight = float(WEIGHTS[bool(o["two_stage"])] if o["weight"] is None else o["weight"])
+    return MethodSpec(
+        name="pkd",
+        losses={"loss_pkd": LossSpec(
+            type="pkd", weight=weight, inputs={"preds_S": S("fpn"), "preds_T": T("fpn")},
+            kwargs={"levels": [int(i) for i in o["levels"]], "resize_stu": o["resize_stu"]})},
+        needs_gt=False, reimplementation=False,
+        unverified=["weight 10 for GFL: MMRazor has PKD configs for RetinaNet, FCOS, Faster "
+                    "R-CNN and RepPoints, none for GFL"],
+        assumptions=prefixed("pkd", {
+            "task": "detection", "weight": weight, "levels": list(o["levels"]),
+            "setting": "two-stage (Faster R-CNN config)" if o["two_stage"] else
+                       "one-stage (RetinaNet config)"}),
+        paper="W. Cao, Y. Zhang, J. Gao, A. Cheng, K. Cheng, J. Cheng, NeurIPS 2022, PKD: General "
+              "distillation framework for object detectors via Pearson correlation coefficient",
+    )

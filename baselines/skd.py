@@ -39,6 +39,12 @@ weight 0.1, GP 10, critic SGD lr 4e-4 / momentum 0.9 / weight decay 5e-4, tau 1.
 Attach points: ``logits``; ``head_feature`` (PSPNet's PSP-module output).
 Ground truth: not needed. Re-implementation: no (official code); deviations: see
 :class:`~baselines._common.HolisticDiscriminator` (global-mean score head, small inputs enlarged).
+
+Detection (an adaptation: SKD is a segmentation method): the pair-wise term on every FPN level
+(``fpn``, the detector's dense features; per-level losses summed, as the detection methods
+sum theirs), with the same pooling and weight. The pixel-wise and holistic terms act on class
+score maps over the image (segmentation logits), which detectors do not have in that form:
+they are left out. Options: ``pair_weight``, ``pool_scale``.
 """
 
 from __future__ import annotations
@@ -52,7 +58,7 @@ from torch import Tensor, nn
 from baselines._common import HolisticAdversarialLoss, align_to_teacher, prefixed, resolve_options
 from baselines.kd import kd_spec
 from suite.methods.registry import LOSSES, METHODS
-from suite.methods.spec import LossSpec, MethodSpec, S, T
+from suite.methods.spec import LossSpec, MethodSpec, S, T, serves
 
 
 def _affinity(f: Tensor) -> Tensor:
@@ -70,7 +76,10 @@ class PairWiseLoss(nn.Module):
         self.pool_scale = pool_scale
         self.loss_weight = loss_weight
 
-    def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
+    def forward(self, preds_S: Tensor | list[Tensor], preds_T: Tensor | list[Tensor]) -> Tensor:
+        """One map per side, or lists of maps (FPN levels): the per-level terms summed."""
+        if isinstance(preds_S, (list, tuple)):
+            return sum(self.forward(s, t) for s, t in zip(preds_S, preds_T))
         preds_S, preds_T = align_to_teacher(preds_S, preds_T)
         h, w = preds_T.shape[-2:]
         kernel = (max(1, int(h * self.pool_scale)), max(1, int(w * self.pool_scale)))
@@ -123,9 +132,38 @@ def _assumptions(o: dict[str, Any]) -> dict[str, Any]:
         "critic_order": "critic step before the generator term (upstream: after)"})
 
 
+DETECTION_DEFAULTS: dict[str, Any] = {"pair_weight": 1.0, "pool_scale": 0.5}
+
+
+def _detection(options: dict[str, Any] | None) -> MethodSpec:
+    """SKD's pair-wise term on the FPN levels (module docstring)."""
+    o = resolve_options("skd", options, DETECTION_DEFAULTS)
+    return MethodSpec(
+        name="skd",
+        losses={"loss_skd_pair": LossSpec(
+            type="skd_pair", weight=float(o["pair_weight"]),
+            inputs={"preds_S": S("fpn"), "preds_T": T("fpn")},
+            kwargs={"pool_scale": o["pool_scale"]})},
+        needs_gt=False, reimplementation=True,
+        unverified=["detection adaptation of a segmentation method: pair-wise term per FPN level "
+                    "(summed), pixel-wise and holistic terms left out",
+                    "pair weight: 1 in train_options.py, 0.5 in the released run script"],
+        assumptions=prefixed("skd", {
+            "task": "detection", "attach": "fpn (every level), levels summed",
+            "pool_scale": o["pool_scale"], "pair_weight": o["pair_weight"],
+            "dropped": "pixel-wise and holistic terms (no segmentation logits)"}),
+        paper="Y. Liu, K. Chen, C. Liu, Z. Qin, Z. Luo, J. Wang, CVPR 2019, Structured knowledge "
+              "distillation for semantic segmentation",
+    )
+
+
 @METHODS.register_module(name="skd")
-def skd(options: dict[str, Any] | None = None) -> MethodSpec:
-    """Structured KD: pixel-wise + pair-wise + holistic (adversarial)."""
+@serves("segmentation", "detection")
+def skd(options: dict[str, Any] | None = None, task: str = "segmentation") -> MethodSpec:
+    """Structured KD: pixel-wise + pair-wise + holistic (adversarial); on a detection table the
+    pair-wise term on the FPN levels."""
+    if task == "detection":
+        return _detection(options)
     o = resolve_options("skd", options, DEFAULTS)
     if o["pixel_reduction"] not in PIXEL_REDUCTIONS:
         raise ValueError(f"skd: pixel_reduction must be one of {PIXEL_REDUCTIONS}, "

@@ -33,6 +33,12 @@ Defaults (unverified): kd 10, structural 1, statistical 1, adversarial 0.1 (as S
 Q = 8 levels. Attach points: ``low_level`` (C2) of both networks, ``logits``.
 Ground truth: no (the BCD paper's table marks SSTKD as using GT edges; the paper as we read it
 does not). Re-implementation: yes.
+
+Detection (an adaptation: SSTKD is a segmentation method): the two texture terms on the
+backbone's first stage (``stages[0]``, C2 at stride 4, the low-level feature they are defined
+on; the losses' ``stage`` picks it from the list tap). The pixel KD and holistic terms act on
+segmentation logits and are left out. Options: ``structural_weight``, ``levels``,
+``statistical_weight``, ``num_levels``.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ from baselines._common import align_to_teacher, prefixed, resolve_options, width
 from baselines.kd import kd_spec
 from baselines.skd import CRITIC_DEFAULTS, adversarial_spec
 from suite.methods.registry import LOSSES, METHODS
-from suite.methods.spec import LossSpec, MethodSpec, S, T
+from suite.methods.spec import LossSpec, MethodSpec, S, T, serves
 
 _BLUR = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
 _DIRECTIONAL = torch.tensor([
@@ -76,18 +82,26 @@ def contourlet_decompose(x: Tensor, levels: int = 2) -> list[Tensor]:
     return outs
 
 
+def _pick(x: Any, stage: int | None) -> Any:
+    """``x[stage]`` of a per-stage list (a detector's ``stages`` tap), or ``x`` itself."""
+    return x[stage] if stage is not None and isinstance(x, (list, tuple)) else x
+
+
 @LOSSES.register_module(name="sstkd_structural")
 class StructuralTextureLoss(nn.Module):
     """MSE between contourlet-style decompositions of aligned student and teacher C2."""
 
-    def __init__(self, student_channels: int, teacher_channels: int, levels: int = 2,
-                 loss_weight: float = 1.0) -> None:
+    def __init__(self, student_channels: int | list[int], teacher_channels: int | list[int],
+                 levels: int = 2, loss_weight: float = 1.0, stage: int | None = None) -> None:
         super().__init__()
-        self.align = width_adapter(student_channels, teacher_channels)
+        self.stage = stage
+        self.align = width_adapter(_pick(student_channels, stage), _pick(teacher_channels, stage))
         self.levels = levels
         self.loss_weight = loss_weight
 
-    def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
+    def forward(self, preds_S: Tensor | list[Tensor], preds_T: Tensor | list[Tensor]) -> Tensor:
+        """C2 of each side, or (``stage`` set) the list of stages it is picked from."""
+        preds_S, preds_T = _pick(preds_S, self.stage), _pick(preds_T, self.stage)
         s, preds_T = align_to_teacher(self.align(preds_S), preds_T)
         bands_s = contourlet_decompose(s, self.levels)
         bands_t = contourlet_decompose(preds_T, self.levels)
@@ -115,12 +129,15 @@ def intensity_statistics(feat: Tensor, num_levels: int = 8) -> tuple[Tensor, Ten
 class StatisticalTextureLoss(nn.Module):
     """Squared distance between the student's and teacher's intensity histograms and CDFs."""
 
-    def __init__(self, num_levels: int = 8, loss_weight: float = 1.0) -> None:
+    def __init__(self, num_levels: int = 8, loss_weight: float = 1.0,
+                 stage: int | None = None) -> None:
         super().__init__()
         self.num_levels = num_levels
         self.loss_weight = loss_weight
+        self.stage = stage
 
-    def forward(self, preds_S: Tensor, preds_T: Tensor) -> Tensor:
+    def forward(self, preds_S: Tensor | list[Tensor], preds_T: Tensor | list[Tensor]) -> Tensor:
+        preds_S, preds_T = _pick(preds_S, self.stage), _pick(preds_T, self.stage)
         h_s, c_s = intensity_statistics(preds_S, self.num_levels)
         h_t, c_t = intensity_statistics(preds_T.detach(), self.num_levels)
         per_image = ((h_s - h_t).pow(2).sum(1) + (c_s - c_t).pow(2).sum(1)) / self.num_levels
@@ -134,21 +151,56 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-@METHODS.register_module(name="sstkd")
-def sstkd(options: dict[str, Any] | None = None) -> MethodSpec:
-    """Structural + statistical texture terms on C2, with SKD's pixel and holistic terms."""
-    o = resolve_options("sstkd", options, DEFAULTS)
-    losses = {
-        "loss_sstkd_kd": kd_spec(o["kd_weight"], o["tau"]),
+DETECTION_DEFAULTS: dict[str, Any] = {
+    "structural_weight": 1.0, "levels": 2, "statistical_weight": 1.0, "num_levels": 8,
+}
+
+
+def _texture_losses(o: dict[str, Any], tap: str, stage: int | None) -> dict[str, LossSpec]:
+    """The structural and statistical terms on ``tap`` (its ``stage`` when it is a list)."""
+    at = {} if stage is None else {"stage": stage}
+    return {
         "loss_sstkd_structural": LossSpec(
             type="sstkd_structural", weight=float(o["structural_weight"]),
-            inputs={"preds_S": S("low_level"), "preds_T": T("low_level")},
-            kwargs={"levels": o["levels"]}, channels_from="low_level"),
+            inputs={"preds_S": S(tap), "preds_T": T(tap)},
+            kwargs={"levels": o["levels"], **at}, channels_from=tap),
         "loss_sstkd_statistical": LossSpec(
             type="sstkd_statistical", weight=float(o["statistical_weight"]),
-            inputs={"preds_S": S("low_level"), "preds_T": T("low_level")},
-            kwargs={"num_levels": o["num_levels"]}),
+            inputs={"preds_S": S(tap), "preds_T": T(tap)},
+            kwargs={"num_levels": o["num_levels"], **at}),
     }
+
+
+def _detection(options: dict[str, Any] | None) -> MethodSpec:
+    """The texture terms on a detector's C2 (module docstring)."""
+    o = resolve_options("sstkd", options, DETECTION_DEFAULTS)
+    return MethodSpec(
+        name="sstkd", losses=_texture_losses(o, "stages", 0), needs_gt=False,
+        reimplementation=True,
+        unverified=["detection adaptation of a segmentation method: texture terms on the "
+                    "backbone's C2, pixel KD and holistic terms left out",
+                    "contourlet filters (blur, 4 oriented 3x3 filters, 2 levels)",
+                    "statistical texture descriptor", "all weights"],
+        assumptions=prefixed("sstkd", {"task": "detection", "attach": "stages[0] (C2, stride 4)",
+                                       "cdm": "Laplacian pyramid + 4 oriented 3x3 filters",
+                                       "dtiem": "soft histogram + CDF, Q levels",
+                                       "levels": o["levels"], "num_levels": o["num_levels"],
+                                       "dropped": "pixel KD and holistic terms (no logits)"}),
+        paper="D. Ji, H. Wang, M. Tao, J. Huang, X.-S. Hua, H. Lu, CVPR 2022, Structural and "
+              "statistical texture knowledge distillation for semantic segmentation",
+    )
+
+
+@METHODS.register_module(name="sstkd")
+@serves("segmentation", "detection")
+def sstkd(options: dict[str, Any] | None = None, task: str = "segmentation") -> MethodSpec:
+    """Structural + statistical texture terms on C2, with SKD's pixel and holistic terms; on a
+    detection table the texture terms alone, on the backbone's C2."""
+    if task == "detection":
+        return _detection(options)
+    o = resolve_options("sstkd", options, DEFAULTS)
+    losses = {"loss_sstkd_kd": kd_spec(o["kd_weight"], o["tau"]),
+              **_texture_losses(o, "low_level", None)}
     if o["adv_weight"]:
         losses["loss_sstkd_adv"] = adversarial_spec(o)
     return MethodSpec(

@@ -21,7 +21,7 @@ import yaml
 
 from suite.blocks import Block, table_blocks
 from suite.errors import SpecError, SuiteError
-from suite.plan_checks import check_method_taps
+from suite.plan_checks import check_method_taps, check_method_task
 from suite.profiles import (
     EXPERIMENTS,
     data_root,
@@ -138,20 +138,20 @@ def _record_cache() -> Path:
 
 
 @lru_cache(maxsize=256)
-def _method_record(method: str, options_json: str) -> str:
-    """The resolved method bundle (losses, weights, taps, flags) as canonical JSON.
+def _method_record(method: str, options_json: str, task: str = "segmentation") -> str:
+    """The resolved method bundle (losses, weights, taps, flags) for ``task`` as canonical JSON.
 
     Resolving imports torch, mmengine and every baseline (about a second), so records are kept
-    on disk keyed by (method, options, code version): ``status`` and ``plan`` stay fast.
+    on disk keyed by (method, options, task, code version): ``status`` and ``plan`` stay fast.
     """
-    key = f"{method}|{options_json}"
+    key = f"{method}|{options_json}" + ("" if task == "segmentation" else f"|{task}")
     cache = _record_cache()
     records = read_json(cache) or {}
     if key in records:
         return records[key]
     from suite.methods import build_method
 
-    spec = build_method(method, json.loads(options_json))
+    spec = build_method(method, json.loads(options_json), task=task)
     record = json.dumps(asdict(spec), sort_keys=True, default=str)
     try:
         atomic_write_json(cache, {**(read_json(cache) or {}), key: record})
@@ -160,8 +160,9 @@ def _method_record(method: str, options_json: str) -> str:
     return record
 
 
-def resolve_method(method: str, options: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(_method_record(method, json.dumps(options, sort_keys=True)))
+def resolve_method(method: str, options: dict[str, Any],
+                   task: str = "segmentation") -> dict[str, Any]:
+    return json.loads(_method_record(method, json.dumps(options, sort_keys=True), task))
 
 
 def _base_config(
@@ -199,8 +200,10 @@ def _base_config(
         "health": p.get("health"),
         **({"fps": p["fps"]} if "fps" in p else {}),  # absent: suite.fps's defaults
     }
-    if task != "segmentation":  # the task's own profile section (segmentation cells: unchanged ids)
-        cfg[task] = dict(p.get(task) or {})
+    if task != "segmentation":  # the task's profile section, per model family: ``detection:
+        from suite.families import family_of  # {cascade_mask_rcnn: {sampled_rois: 64}, ...}``
+
+        cfg[task] = dict((p.get(task) or {}).get(family_of(model).name) or {})
     return cfg
 
 
@@ -317,7 +320,8 @@ class _Expansion:
         if method:
             options = row.get("options") or {}
             try:
-                cfg["method"] = resolve_method(method, options)
+                check_method_task(method, cfg["task"], f"table {self.table} row {name!r}")
+                cfg["method"] = resolve_method(method, options, cfg["task"])
             except (KeyError, ValueError, TypeError) as exc:
                 raise SpecError(f"table {self.table} row {name!r}: {exc}") from exc
             check_method_taps(cfg["method"], student, block.teacher,

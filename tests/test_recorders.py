@@ -74,8 +74,9 @@ def test_loss_inputs_are_checked_against_forward():
 
 def test_every_registered_method_maps_its_losses_correctly():
     from suite.methods import build_method, method_names
-    from suite.methods.catalog import loss_class
+    from suite.methods.catalog import loss_class, supported_tasks
 
     for name in method_names():
-        for key, spec in build_method(name, {}).losses.items():
-            check_loss_inputs(key, loss_class(spec.type), spec.inputs)
+        for task in supported_tasks(name):
+            for key, spec in build_method(name, {}, task=task).losses.items():
+                check_loss_inputs(key, loss_class(spec.type), spec.inputs)

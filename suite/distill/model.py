@@ -245,7 +245,8 @@ class DistillationModel(BaseModel):
         kwargs = dict(spec.kwargs, loss_weight=spec.weight)
         for key in spec.width_kwargs:
             kwargs[key] = scaled_channels(int(kwargs[key]), self.width)
-        params = inspect.signature(loss_class(spec.type)).parameters
+        cls = loss_class(spec.type)
+        params = inspect.signature(cls).parameters
         if spec.channels_from:
             key = spec.channels_from
             if key in conn:
@@ -258,6 +259,9 @@ class DistillationModel(BaseModel):
                 kwargs.setdefault("teacher_channels", t_ch)
         if "teacher_classifier" in params:
             kwargs["teacher_classifier"] = self._teacher_classifier()
+        reuse = getattr(cls, "teacher_kwargs", None)
+        if callable(reuse):  # frozen teacher modules the loss reuses (a detection head's layers)
+            kwargs.update(reuse(self.teacher, self.teacher_taps, spec.inputs))
         return build_loss(spec.type, **kwargs)
 
     def _teacher_classifier(self) -> nn.Module:

@@ -34,6 +34,13 @@ A7 temperature   fixed tau = 1; the adaptive rule (multiply tau by ``tau_factor`
                  rule stays off until ``tau_threshold`` is set.
 A8 weight decay  alpha(t) = 1 - (t - 1) / t_max (DWPose), t the 1-based iteration:
                  L = L_task + alpha(t) (lambda_1 L_bd + lambda_2 L_cd); on by default.
+
+Detection (the paper's Table V, no code or detail given): the same bundle on the detector's
+backbone ``stages`` (ResNet C2..C5 at strides 4..32, fused at the size of C3, stride 8): W2W
+fusion, boundary term on the fused map, context term; no ground truth, no change to the
+detector's neck or heads. The fused map of a detection input (e.g. 1333 x 800 -> 167 x 100)
+has about four times the pixels of a 512 x 512 segmentation crop, the context term's pairs
+sixteen times (computed in row chunks, O(chunk x HW) memory).
 """
 
 from __future__ import annotations
@@ -48,7 +55,7 @@ from torch.utils.checkpoint import checkpoint
 
 from suite.methods.divergences import spatial_kl  # L_bd's divergence (A4), shared with CWD
 from suite.methods.registry import LOSSES, METHODS
-from suite.methods.spec import ConnectorSpec, LossSpec, MethodSpec, S, T
+from suite.methods.spec import ConnectorSpec, LossSpec, MethodSpec, S, T, serves
 
 # ----------------------------------------------------------------------------- schedules
 
@@ -303,8 +310,10 @@ BCD_DEFAULTS: dict[str, Any] = {
 
 
 @METHODS.register_module(name="bcd")
-def bcd(options: dict[str, Any]) -> MethodSpec:
-    """BCD's bundle: W2W fusion connectors, L_bd and L_cd on the fused features, alpha(t)."""
+@serves("segmentation", "detection")
+def bcd(options: dict[str, Any], task: str = "segmentation") -> MethodSpec:
+    """BCD's bundle: W2W fusion connectors, L_bd and L_cd on the fused features, alpha(t) (the
+    same on a detection table: the detector's backbone stages, module docstring)."""
     unknown = set(options) - set(BCD_DEFAULTS)
     if unknown:
         raise ValueError(f"bcd: unknown options {sorted(unknown)}; valid: {sorted(BCD_DEFAULTS)}")
@@ -333,15 +342,21 @@ def bcd(options: dict[str, Any]) -> MethodSpec:
             {"mode": o["context_mode"], "chunk": o["context_chunk"],
              "reduction": o["context_reduction"], **tau}, decays=True,
         )
+    unverified = ["boundary map and path rule", "fusion size/normalisation",
+                  "temperature rule numbers", "loss reductions"]
+    assumptions = {f"bcd.{k}": v for k, v in o.items()}
+    if task == "detection":
+        unverified.append("detection: the paper gives no detail; the segmentation bundle on the "
+                          "detector's backbone stages (C2..C5, fused at stride 8)")
+        assumptions["bcd.task"] = "detection: backbone stages C2..C5, fused at C3's size"
     return MethodSpec(
         name="bcd",
         losses=losses,
         connectors=connectors,
         needs_gt=False,
         reimplementation=True,
-        unverified=["boundary map and path rule", "fusion size/normalisation",
-                    "temperature rule numbers", "loss reductions"],
-        assumptions={f"bcd.{k}": v for k, v in o.items()},
+        unverified=unverified,
+        assumptions=assumptions,
         paper="BCD, arXiv 2401.13174 (Towards Complementary Knowledge Distillation for "
               "Efficient Dense Image Prediction)",
         weight_decay=bool(o["weight_decay"]),

@@ -12,16 +12,58 @@ Taps are architecture-neutral names resolved per model family by :mod:`suite.mod
 ``head_feature_preact``  the same feature before its ReLU (the last ConvModule's BatchNorm)
 ``stages``        list of the four backbone stage outputs (ResNet C2..C5)
 ``low_level``     the first backbone stage output (C2)
-``fpn``           (detection) list of neck outputs
+
+Detection taps (mmdet detectors, :mod:`suite.families.det_base`; a list tap has one entry per
+FPN level or backbone stage):
+
+``fpn``           the neck's outputs (5 levels)
+``cls_scores`` / ``bbox_preds``   a dense head's class logits and box outputs per level (GFL's
+                  box distributions after each level's ``Scale``; RetinaNet's anchor deltas)
+``cls_feature`` / ``reg_feature`` a dense head branch's last stacked conv before its activation
+``classifier`` / ``regressor``    the dense head's final class / box convolution (module names,
+                  for losses that reuse the teacher's layers)
+``rpn_cls_scores`` / ``rpn_bbox_preds``  a two-stage detector's RPN outputs per level
+
+Ground truth (``Input(source="data", tap=KIND)``, :meth:`suite.tasks.Task.ground_truth`):
+segmentation ``gt_seg``; detection ``gt_boxes`` (per image n x 4, x1 y1 x2 y2 in input pixels),
+``gt_labels`` (per image n), ``img_shapes`` (per image (h, w) of the padded batch input).
+
+A method factory declares the tasks it serves with :func:`serves` (segmentation only when it
+declares none); a factory serving several tasks takes ``task=`` and returns that task's spec.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 TAPS = ("logits", "head_feature", "head_feature_preact", "stages", "low_level", "fpn", "cls_scores",
-        "bbox_preds")
+        "bbox_preds", "cls_feature", "reg_feature", "rpn_cls_scores", "rpn_bbox_preds")
+TASKS = ("segmentation", "detection")
+DEFAULT_TASKS = ("segmentation",)  # what a factory that declares nothing serves
+GROUND_TRUTH = {"segmentation": ("gt_seg",), "detection": ("gt_boxes", "gt_labels", "img_shapes")}
+
+Factory = TypeVar("Factory", bound=Callable[..., Any])
+
+
+def serves(*tasks: str) -> Callable[[Factory], Factory]:
+    """Declare the tasks a method factory serves (its ``tasks`` attribute, read by
+    :func:`method_tasks`); a factory serving several tasks takes a ``task`` keyword."""
+    unknown = sorted(set(tasks) - set(TASKS))
+    if not tasks or unknown:
+        raise ValueError(f"serves: tasks must be some of {TASKS}, got {tasks}")
+
+    def mark(factory: Factory) -> Factory:
+        factory.tasks = tuple(tasks)  # type: ignore[attr-defined]
+        return factory
+
+    return mark
+
+
+def method_tasks(factory: Callable[..., Any]) -> tuple[str, ...]:
+    """The tasks a registered method factory serves (segmentation unless it declares others)."""
+    return tuple(getattr(factory, "tasks", DEFAULT_TASKS))
 
 
 @dataclass(frozen=True)
@@ -29,7 +71,8 @@ class Input:
     """Where one argument of a loss's ``forward`` comes from.
 
     ``source`` is ``"student"`` or ``"teacher"`` (a tap), or ``"data"`` (ground truth: ``tap`` is
-    then ``"gt_seg"``, an N x H x W long tensor at input resolution with 255 = ignore).
+    then its kind, e.g. ``"gt_seg"``, an N x H x W long tensor at input resolution with
+    255 = ignore, or detection's ``"gt_boxes"``; see :data:`GROUND_TRUTH`).
     ``connector`` names an entry of :attr:`MethodSpec.connectors` applied to the tapped tensor.
     """
 
@@ -47,6 +90,9 @@ def T(tap: str, connector: str | None = None) -> Input:  # noqa: N802
 
 
 GT_SEG = Input("data", "gt_seg")
+GT_BOXES = Input("data", "gt_boxes")
+GT_LABELS = Input("data", "gt_labels")
+IMG_SHAPES = Input("data", "img_shapes")
 
 
 @dataclass
@@ -56,7 +102,10 @@ class LossSpec:
     ``inputs`` maps the loss's ``forward`` argument names to :class:`Input`. If the loss class's
     ``__init__`` accepts ``student_channels`` / ``teacher_channels`` / ``teacher_classifier``,
     the distiller fills them from the probed shapes of ``channels_from`` (a tap name) and from the
-    frozen teacher.
+    frozen teacher. A loss class with a ``teacher_kwargs(teacher, teacher_taps, inputs)``
+    classmethod gets the keyword arguments it returns (frozen teacher modules it reuses, e.g.
+    the rest of a detection head); its ``TEACHER_TAPS`` lists the teacher taps that needs and
+    ``DENSE_HEADS`` the mmdet head classes it is defined for (both checked at plan time).
     """
 
     type: str
