@@ -38,29 +38,9 @@ from mmengine.evaluator import BaseMetric
 from mmseg.registry import METRICS
 from scipy import ndimage
 
-DILATION_RATIO = 0.02  # d as a fraction of the image diagonal (Cheng et al. 2021)
+from suite.boundary_bands import DILATION_RATIO, band_width, inner_band
+
 EIGHT = np.ones((3, 3), dtype=bool)  # 8-connectivity of foreground components
-
-
-def band_width(shape: Sequence[int], ratio: float = DILATION_RATIO) -> int:
-    """``d = max(1, round(ratio · sqrt(H² + W²)))`` pixels, the band width of Boundary IoU."""
-    h, w = int(shape[0]), int(shape[1])
-    return max(1, int(round(ratio * float(np.hypot(h, w)))))
-
-
-def inner_band(mask: np.ndarray, d: int) -> np.ndarray:
-    """The pixels of a binary ``mask`` within chessboard distance ``d`` of its contour.
-
-    ``M_d = {x ∈ M : min_{y ∉ M} ‖x − y‖_∞ ≤ d}`` with the outside of the image counted as
-    ``∉ M``: exactly the pixels that ``d`` 3×3 erosions of the zero-padded mask remove
-    (``mask − erode^d(mask)`` of the reference implementation).
-    """
-    mask = np.asarray(mask, dtype=bool)
-    if not mask.any():
-        return mask
-    padded = np.pad(mask, 1, constant_values=False)
-    dist = ndimage.distance_transform_cdt(padded, metric="chessboard")[1:-1, 1:-1]
-    return mask & (dist <= d)
 
 
 def components(mask: np.ndarray) -> int:

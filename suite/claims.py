@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from suite.errors import SuiteError
+from suite.scheduler import slurm_job_active
 
 CLAIM = "claim.json"
 HISTORY = "claims"
@@ -150,19 +151,6 @@ def read_owner(path: Path) -> Owner | None:
 
 
 JobProbe = Callable[[str], "bool | None"]
-
-
-def slurm_job_active(job_id: str) -> bool | None:
-    """Whether SLURM still runs (or will run) ``job_id``; None when the scheduler cannot say."""
-    from suite.slurm import ACTIVE_STATES, SchedulerError, Slurm, slurm_missing, state_of
-
-    if slurm_missing():
-        return None
-    try:
-        states = Slurm(timeout_s=10).queue([job_id])
-    except SchedulerError:
-        return None
-    return state_of(states, job_id) in ACTIVE_STATES
 
 
 def staleness(owner: Owner, job_probe: JobProbe | None = slurm_job_active) -> str | None:

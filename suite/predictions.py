@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from suite.boundary_metrics import band_width, inner_band
+from suite.boundary_bands import band_width, inner_band
 
 BAND_ALPHA = 0.55  # how far the band is blended towards white
 KINDS: tuple[str, ...] = ("image", "gt", "pred")

@@ -1,6 +1,6 @@
 """No import cycles between the command line and the commands, the executors and the SLURM
-executor, or the method registries and the plug-ins they load; no test fixtures in the shipped
-packages.
+executor, the store and its claims, or the method registries and the plug-ins they load; no
+test fixtures in the shipped packages.
 
 The import graph is read from the sources with ``ast``: every ``import`` counts, at module level
 or inside a function (a lazy import still ties the two modules together), except those under
@@ -91,9 +91,41 @@ def graph() -> dict[str, set[str]]:
 def test_the_graph_sees_lazy_imports(graph):
     assert "baselines" in graph["suite.methods.plugins"]  # imported inside load_plugins()
     assert "suite.commands" in graph["suite.cli"]  # imported inside main()
+    assert "suite.claims" in graph["suite.store"]  # imported inside Store.claim_owner()
 
 
-@pytest.mark.parametrize("a, b", [("suite.cli", "suite.commands"), ("suite.launch", "suite.slurm")])
+def cycles(graph: dict[str, set[str]]) -> list[set[str]]:
+    """The strongly connected components of more than one module (each an import cycle)."""
+    return [c for c in ({m} | {n for n in reachable(graph, m) if m in reachable(graph, n)}
+                        for m in graph) if len(c) > 1]
+
+
+def test_cycles_finds_a_lazy_cycle():
+    toy = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert cycles(toy) == [{"a", "b", "c"}] * 3
+    assert not cycles({"a": {"b"}, "b": set()})
+
+
+# The store, its claims, the SLURM executor and the scheduler client, the planner and the
+# training entry point: none of them may sit on an import cycle, lazy imports included.
+CORE = ("suite.store", "suite.claims", "suite.scheduler", "suite.slurm", "suite.tables",
+        "suite.train", "suite.launch", "suite.params")
+
+
+def test_no_import_cycle_anywhere(graph):
+    """No two project modules import each other, directly or through others, lazily or not."""
+    found = {frozenset(c) for c in cycles(graph)}
+    assert not found, [sorted(c) for c in found]
+
+
+@pytest.mark.parametrize("module", CORE)
+def test_no_import_cycle_through(graph, module):
+    assert not [c for c in cycles(graph) if module in c]
+
+
+@pytest.mark.parametrize("a, b", [("suite.cli", "suite.commands"), ("suite.launch", "suite.slurm"),
+                                  ("suite.claims", "suite.slurm"), ("suite.store", "suite.slurm"),
+                                  ("suite.claims", "suite.store")])
 def test_no_cycle_between(graph, a, b):
     assert not in_cycle(graph, a, b)
 
@@ -112,6 +144,8 @@ def test_no_cycle_between_the_method_registries_and_their_plugins(graph):
 @pytest.mark.parametrize("first, second", [
     ("suite.commands", "suite.cli"),
     ("suite.slurm", "suite.launch"),
+    ("suite.claims", "suite.slurm"),
+    ("suite.store", "suite.claims"),
     ("baselines.kd", "suite.methods.registry"),
     ("suite.methods.bcd", "suite.methods"),
 ])

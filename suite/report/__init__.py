@@ -10,7 +10,8 @@ Modules, one job each: ``reference`` (the paper's tables), ``frame`` (input cont
 ``layout`` (our numbers laid into the paper's table: seeds, Δ, diffs, flags, ranks),
 ``grid``/``caption`` (cell strings and captions), ``markdown``, ``latex``, ``macros``,
 ``plots``, ``html``, ``quality`` (the companion table: Boundary IoU, connectivity error, cost,
-paired seed differences), ``wandb_source``, ``synthetic`` (fixture frames), ``render`` (entry
+paired seed differences), ``full_width`` (the Params/FLOPs of the paper's network,
+:mod:`suite.params`), ``wandb_source``, ``synthetic`` (fixture frames), ``render`` (entry
 points).
 """
 

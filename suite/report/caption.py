@@ -9,6 +9,8 @@ missing, partial, failed, running or collapsed, and why.
 
 from __future__ import annotations
 
+import math
+
 from suite.report.layout import Layout
 
 SMOKE_WARNING = (
@@ -17,11 +19,17 @@ SMOKE_WARNING = (
 )
 # How Params and FLOPs are counted (suite.train.complexity: mmengine's analysis tools)
 COMPLEXITY_CONVENTION = (
-    "Params: every parameter of the deployed network (student or teacher; the auxiliary FCN "
-    "head, used in training only, included); FLOPs: multiply-accumulate operations of one "
-    "inference forward at the profile's crop (one fused multiply-add counts as one FLOP, the "
-    "fvcore/mmengine convention; the auxiliary head does not run in inference and is not "
-    "counted), batch 1."
+    "Params and FLOPs are the paper's network, measured from our model config at width 1.0 "
+    "with the dataset's classes, whatever width the cells trained at. Params: every parameter "
+    "(student or teacher; the auxiliary FCN head, used in training only, included); FLOPs: "
+    "multiply-accumulate operations of one inference forward at 512\u00d7512 (one fused "
+    "multiply-add counts as one FLOP, the fvcore/mmengine convention; the auxiliary head does "
+    "not run in inference and is not counted), batch 1."
+)
+FLOPS_NOT_MEASURED = (
+    "FLOPs not measured yet on this machine ({rows}): `python -m suite.params {table} --flops "
+    "{datasets}` measures them (a forward pass at 512\u00d7512 per network, about 30 s for "
+    "Table II's COCO-Stuff networks on one core) and later reports read them."
 )
 COMPLEXITY_NOTE = (
     "Params/FLOPs against the paper: at 512\u00d7512, PSPNet-18 counts 12.79 M / 54.3 G here "
@@ -66,6 +74,26 @@ def caption(layout: Layout) -> str:
     if any(c.kind == "efficiency" and c.metric in ("params_m", "flops_g") for c in layout.columns):
         text += " " + COMPLEXITY_CONVENTION
     return text
+
+
+def flops_not_measured(layout: Layout) -> str | None:
+    """What to run when rows of ours have no FLOPs where the paper prints some; None when none
+    lacks them (rows without any result planned, such as a model no library has, are not ours
+    to measure)."""
+    col = next((c for c in layout.columns if c.kind == "efficiency" and c.metric == "flops_g"),
+               None)
+    if col is None:
+        return None
+    rows = [i for i, _ in enumerate(layout.rows)
+            if not math.isnan(layout.cell(i, col.key).paper)
+            and layout.cell(i, col.key).status not in ("done", "absent")]
+    if not rows:
+        return None
+    blocks = [layout.block(layout.rows[i].block) for i in rows]
+    datasets = ",".join(dict.fromkeys(b.dataset for b in blocks if b is not None and b.dataset))
+    labels = [layout.cell_label(i, col) for i in rows]
+    return FLOPS_NOT_MEASURED.format(rows=_limited(labels, LIST_LIMIT), table=layout.name,
+                                     datasets=datasets or "DATASET")
 
 
 def legend(layout: Layout) -> str:
@@ -122,5 +150,8 @@ def footnotes(layout: Layout, limit: int = LIST_LIMIT) -> list[str]:
         out.append("Rows not in the paper: " + _limited(extra, limit) + ".")
     if any(c.kind == "efficiency" and c.metric in ("params_m", "flops_g") for c in layout.columns):
         out.append(COMPLEXITY_NOTE)
+    unmeasured = flops_not_measured(layout)
+    if unmeasured:
+        out.append(unmeasured)
     out += [f"Paper note: {n}" for n in layout.table.notes]
     return out

@@ -13,6 +13,7 @@ from suite.tables import Cell
 COLUMNS = [
     "table", "block", "row", "method", "dataset", "model", "teacher_model", "seed", "cell_id",
     "status", "reason", "miou", "aacc", "ap_box", "ap_mask", "params_m", "flops_g", "fps",
+    "params_full_m", "flops_full_g",
     "wall_time_s", "profile", "checkpoint", "split", "reimplementation", "unverified", "git_sha",
     "versions", "assumptions", "wandb_url", "wandb_mode", "collapsed", "collapse_note",
     "boundary_iou", "connectivity_error", "data_source", "cost_wall_s", "cost_device_s",
@@ -108,12 +109,16 @@ def _row(cell: Cell, store: Store) -> dict:
 
 
 def collect_cells(cells: list[Cell], results_dir: Path) -> pd.DataFrame:
-    """The long-format DataFrame of ``cells`` with their state and numbers from the store."""
+    """The long-format DataFrame of ``cells`` with their state and numbers from the store, and
+    each row's network at full width (``params_full_m``, ``flops_full_g``:
+    :mod:`suite.report.full_width`)."""
+    from suite.report.full_width import with_full_width
+
     store = Store(results_dir)
     rows = [_row(c, store) for c in cells if c.role != "pretrain"]  # backbone inits, not rows
     if not rows:
         return pd.DataFrame(columns=COLUMNS)
-    return pd.DataFrame(rows)
+    return with_full_width(pd.DataFrame(rows))
 
 
 def collect(table: str, results_dir: Path, profile: str = "smoke", seeds: int = 1,

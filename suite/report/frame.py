@@ -14,6 +14,10 @@ import pandas as pd
 
 METRICS: tuple[str, ...] = ("miou", "aacc", "ap_box", "ap_mask")
 EFFICIENCY: tuple[str, ...] = ("params_m", "flops_g", "fps")
+# the paper's network (width 1.0, the dataset's classes; suite.params) beside a result's own
+# counts at the cell's width: efficiency column -> the frame column the reports print
+FULL_WIDTH: dict[str, str] = {"params_m": "params_full_m", "flops_g": "flops_full_g"}
+FULL_WIDTH_COLUMNS: tuple[str, ...] = tuple(FULL_WIDTH.values())
 QUALITY: tuple[str, ...] = ("boundary_iou", "connectivity_error")  # suite.boundary_metrics
 COST: tuple[str, ...] = ("cost_wall_s", "cost_device_s", "peak_host_mib", "peak_device_mib")
 STATUSES: tuple[str, ...] = ("done", "missing", "failed", "running", "damaged")
@@ -31,7 +35,7 @@ DEFAULTS: dict[str, object] = {
     "cell_id": "",
     "status": "missing",
     "reason": "",
-    **{m: np.nan for m in METRICS + EFFICIENCY},
+    **{m: np.nan for m in METRICS + EFFICIENCY + FULL_WIDTH_COLUMNS},
     "wall_time_s": np.nan,
     "profile": "",
     "checkpoint": "",
@@ -82,7 +86,7 @@ def normalize(df: pd.DataFrame | None, table: str | None = None) -> pd.DataFrame
     df["method"] = df["method"].replace({"": "none", "nan": "none", "None": "none"})
     for col in ("block", "seed"):
         df[col] = pd.to_numeric(df[col], errors="coerce").fillna(0).astype(int)
-    for col in METRICS + EFFICIENCY + QUALITY + COST + ("wall_time_s",):
+    for col in METRICS + EFFICIENCY + FULL_WIDTH_COLUMNS + QUALITY + COST + ("wall_time_s",):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
     for col in ("reimplementation", "unverified", "collapsed"):
         df[col] = df[col].fillna(False).astype(bool)

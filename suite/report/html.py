@@ -168,7 +168,7 @@ def _compact(text: str, cache: dict[str, str]) -> str:
 
 def provenance_html(layout: Layout) -> str:
     """A collapsible table of every result behind the table (one line per cell and seed)."""
-    frame = layout.frame
+    frame = layout.results
     cache: dict[str, str] = {}
     head = "".join(f"<th>{c}</th>" for c in PROV_COLUMNS)
     lines = []
@@ -248,7 +248,7 @@ def predictions_html(layout: Layout, limit: int = 4) -> str:
 
     frame = layout.frame
     done = frame[(frame["status"] == "done") & (frame["_row"] >= 0)
-                 & (frame["predictions_dir"] != "")]
+                 & (frame["predictions_dir"] != "")].drop_duplicates("_src")  # each result once
     parts = []
     for dataset in dict.fromkeys(done["dataset"].tolist()):
         columns = _prediction_columns(layout, done[done["dataset"] == dataset])

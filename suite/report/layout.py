@@ -13,7 +13,14 @@ prints; renderers only format it. Rules:
 * the best value of each column (per block) ranks 1 and the second 2, among non-teacher rows,
   on the values as printed, for ours and the paper separately;
 * a cell is marked collapsed when any of its finished seeds' results says so (the result's
-  ``health.collapsed``: one class predicted almost everywhere, or features without variance).
+  ``health.collapsed``: one class predicted almost everywhere, or features without variance);
+* a result is placed by its block and row, and also in every other block that prints the same
+  model trained without a teacher (or the same teacher) on the same dataset and has no result
+  of its own there (:func:`_shared`): a planned cell two blocks share is listed once, under the
+  first, and Table II's large models without KD are planned in blocks of their own;
+* Params and FLOPs are the paper's network (width 1.0, the dataset's classes:
+  :mod:`suite.report.full_width`), whatever the state of the row's runs; FPS is the mean over
+  finished results.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from suite.report.frame import Protocol, normalize, protocol
+from suite.report.frame import FULL_WIDTH, Protocol, normalize, protocol
 from suite.report.names import dataset_name, method_name, model_name
 from suite.report.reference import RefBlock, RefColumn, RefRow, RefTable, ref_table
 
@@ -133,6 +140,11 @@ class Layout:
         found = self.cells.get((row, column))
         return found if found is not None else Cell()
 
+    @property
+    def results(self) -> pd.DataFrame:
+        """The frame with each input row once (without the copies placed in other blocks)."""
+        return self.frame[~self.frame["_shared"]]
+
     def block(self, index: int) -> RefBlock | None:
         """The reference block of that index."""
         return next((b for b in self.table.blocks if b.index == index), None)
@@ -176,7 +188,7 @@ class Layout:
 
     def _seeds(self, status: str, with_reason: bool = False) -> list[str]:
         """``kd/voc2012 (seed 0, 1): reason`` for the result rows of one status."""
-        rows = self.frame[self.frame["status"] == status]
+        rows = self.results[self.results["status"] == status]
         seeds: dict[tuple[str, str, str, str], list[str]] = {}
         for r in rows.itertuples():
             reason = (r.reason or "no reason recorded") if with_reason else ""
@@ -258,7 +270,12 @@ def build_layout(table: str, df: pd.DataFrame | None, tolerance: float = 0.5,
     rows = _rows(ref, frame)
     index = {(r.block, r.key): i for i, r in enumerate(rows)}
     frame = frame.assign(_row=[index.get((b, k), -1)
-                               for b, k in zip(frame["block"], frame["row"])])
+                               for b, k in zip(frame["block"], frame["row"])],
+                         _src=np.arange(len(frame)), _shared=False)
+    status_counts = {s: int(v) for s, v in frame["status"].value_counts().items()}
+    copies = _shared(ref, rows, frame)
+    if len(copies):
+        frame = pd.concat([frame, copies], ignore_index=True)
     cells: dict[tuple[int, str], Cell] = {}
     placed = np.zeros(len(frame), dtype=bool)
     for col in ref.columns:
@@ -266,9 +283,10 @@ def build_layout(table: str, df: pd.DataFrame | None, tolerance: float = 0.5,
             mask = _column_mask(frame, col)
             placed |= mask
             cells.update(_metric_cells(frame[mask], col))
+    metric_cells = dict(cells)
     for col in ref.columns:
         if col.kind == "efficiency":
-            cells.update(_efficiency_cells(frame, col, rows, cells))
+            cells.update(_efficiency_cells(frame, col, rows, metric_cells))
     for i, lr in enumerate(rows):
         for col in ref.columns:
             c = cells.setdefault((i, col.key), Cell())
@@ -278,9 +296,9 @@ def build_layout(table: str, df: pd.DataFrame | None, tolerance: float = 0.5,
     if not proto.splits:  # nothing recorded yet: state the paper's split(s)
         proto = replace(proto, splits=tuple(f"{s} (paper)" for s in dict.fromkeys(
             b.split for b in ref.blocks)))
+    unplaced = len(set(frame["_src"].tolist()) - set(frame.loc[placed, "_src"].tolist()))
     layout = Layout(ref, rows, ref.columns, cells, proto, frame, tolerance,
-                    tolerance_std, unplaced=int((~placed).sum()),
-                    status_counts={s: int(v) for s, v in frame["status"].value_counts().items()})
+                    tolerance_std, unplaced=unplaced, status_counts=status_counts)
     _deltas(layout)
     _flags(layout)
     _ranks(layout)
@@ -319,6 +337,39 @@ def _rows(ref: RefTable, frame: pd.DataFrame) -> list[LayoutRow]:
             mine[lower].rule_before = True
         out += mine
     return out
+
+
+def _shared(ref: RefTable, rows: list[LayoutRow], frame: pd.DataFrame) -> pd.DataFrame:
+    """Copies of results that printed rows of other blocks share (``_shared`` True).
+
+    A result without a teacher (a student baseline, a large model without KD; ``method`` none
+    and a ``teacher_model`` other than its own model) or a teacher's result is the same run
+    wherever the paper prints that model on that dataset: it is copied to every row of another
+    block with the same key, the block's dataset and, where the paper names it, the same model
+    (for a teacher: the block's teacher), unless that row has a result of its own for the
+    dataset. Distilled results are never copied: their options and teacher make them a block's.
+    """
+    plain = frame[frame["method"] == "none"]
+    own = set(zip(frame["_row"], frame["dataset"], frame["method"]))
+    teacher = plain["teacher_model"] == plain["model"]
+    copies = []
+    for i, lr in enumerate(rows):
+        block = next(b for b in ref.blocks if b.index == lr.block)
+        mask = (plain["row"] == lr.key) & (plain["_row"] != i)
+        if block.dataset is not None:
+            mask &= plain["dataset"] == block.dataset
+        if lr.kind == "teacher":
+            mask &= teacher & (plain["model"] == (block.teacher_model or ""))
+        else:
+            mask &= ~teacher
+            model = lr.ref.model or block.student_model
+            if model:
+                mask &= plain["model"] == model
+        found = plain[mask]
+        found = found[[(i, d, "none") not in own for d in found["dataset"]]]
+        if len(found):
+            copies.append(found.assign(_row=i, block=lr.block, _shared=True))
+    return pd.concat(copies, ignore_index=True) if copies else frame.iloc[0:0]
 
 
 def _lower_half_start(keys: list[str], kinds: list[str]) -> int | None:
@@ -403,9 +454,14 @@ def _metric_cells(sub: pd.DataFrame, col: RefColumn) -> dict[tuple[int, str], Ce
 
 def _efficiency_cells(frame: pd.DataFrame, col: RefColumn, rows: list[LayoutRow],
                       cells: dict[tuple[int, str], Cell]) -> dict[tuple[int, str], Cell]:
-    """Params/FLOPs/FPS of each row: the mean over its finished results (any dataset/method)."""
-    done = frame[(frame["_row"] >= 0) & (frame["status"] == "done")]
-    values = done.groupby("_row")[col.metric].mean()
+    """Params/FLOPs of each row: its network at full width (any state of its results); FPS:
+    the mean over its finished results (any dataset/method)."""
+    full = FULL_WIDTH.get(col.metric)
+    if full is not None:
+        values = frame[frame["_row"] >= 0].groupby("_row")[full].mean()
+    else:
+        done = frame[(frame["_row"] >= 0) & (frame["status"] == "done")]
+        values = done.groupby("_row")[col.metric].mean()
     by_row: dict[int, list[str]] = {}
     for (r, _), c in cells.items():
         by_row.setdefault(r, []).append(c.status)

@@ -13,7 +13,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from suite.report.frame import EFFICIENCY, METRICS
+from suite.report.frame import EFFICIENCY, FULL_WIDTH, METRICS
 from suite.report.reference import RefColumn, RefTable, ref_table
 
 VERSIONS = json.dumps({"torch": "2.13.0", "mmcv": "2.1.0", "mmseg": "1.2.2", "mmdet": "3.3.0"})
@@ -104,6 +104,8 @@ def _records(ref: RefTable, block: int, key: str, kind: str, cols: list[RefColum
         for eff in EFFICIENCY:
             if eff in paper:
                 rec[eff] = paper[eff]
+                if eff in FULL_WIDTH:  # the paper's network stands for ours here
+                    rec[FULL_WIDTH[eff]] = paper[eff]
         out.append(rec)
     return out
 

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from suite.report.frame import EFFICIENCY, METRICS, normalize
+from suite.report.full_width import with_full_width
 
 STATE_TO_STATUS = {"finished": "done", "running": "running", "pending": "running",
                    "preempting": "running",
@@ -126,7 +127,8 @@ def from_wandb(project: str, table: str, api: Any | None = None) -> pd.DataFrame
 
     Only cells that have a run appear (the report lays out the rest from the paper's skeleton as
     not run yet). Attempts of the same cell and seed collapse to one row: finished first, then
-    the newest.
+    the newest. Each row's network at full width is added as collect() adds it
+    (:func:`suite.report.full_width.with_full_width`).
     """
     api = api or _api()
     records = [r for r in (run_record(run) for run in api.runs(project)) if r is not None]
@@ -139,4 +141,4 @@ def from_wandb(project: str, table: str, api: Any | None = None) -> pd.DataFrame
     frame = frame.assign(_order=frame["status"].map(STATUS_ORDER).fillna(9))
     frame = frame.sort_values(["_order", "_created"], ascending=[True, False])
     frame = frame.drop_duplicates(["cell_id", "seed"], keep="first")
-    return normalize(frame.drop(columns=["_order", "_created"]), table)
+    return normalize(with_full_width(frame.drop(columns=["_order", "_created"])), table)
