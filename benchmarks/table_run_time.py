@@ -34,7 +34,11 @@ def cell_times(table: str, profile: str, results: Path) -> pd.DataFrame:
         starts = [h["at"] for h in history if h["state"] == "running"]
         ends = [h["at"] for h in history if h["state"] in ("done", "failed")]
         result = store.result(cell.id) or {}
+        # a column per dataset, or per dataset and teacher where blocks share a dataset (Table V)
+        teacher = (cell.config.get("teacher") or {}).get("model") or (
+            cell.config["model"] if cell.config["role"] == "teacher" else None)
         rows.append({"dataset": cell.config["dataset"], "row": cell.row, "role": cell.config["role"],
+                     "block": cell.block, "teacher": teacher,
                      "state": store.state(cell.id), "start": min(starts) if starts else None,
                      "end": max(ends) if ends else None,
                      "wall_s": result.get("wall_time_s")})
@@ -46,15 +50,20 @@ def summarise(df: pd.DataFrame, goal_s: float) -> str:
     done = df[df["state"] == "done"]
     span = done["end"].max() - done["start"].min()
     teachers = done[done["role"] == "teacher"]
+    # blocks sharing a dataset: a column per block, named after its teacher
+    names = teachers.groupby("block")["teacher"].first()
+    shared = df.groupby("dataset")["block"].nunique().max() > 1
+    column = "pair" if shared else "dataset"
+    done = done.assign(pair=[f"{d}/{names.get(b, b)}" for d, b in zip(done["dataset"], done["block"])])
     lines = [
         f"{len(done)}/{len(df)} cells done; span {span / 60:.1f} min, "
         f"summed cell time {done['wall_s'].sum() / 60:.1f} worker-min",
-        f"teachers (on the critical path): {', '.join(f'{r.dataset} {r.wall_s:.0f} s' for r in teachers.itertuples())}",
+        f"teachers (on the critical path): {', '.join(f'{r.dataset}/{r.teacher} {r.wall_s:.0f} s' for r in teachers.itertuples())}",
         f"ratio to the {goal_s / 60:.0f} min goal: {span / goal_s:.2f} "
         f"({'incomplete run' if len(done) < len(df) else 'OK' if span <= goal_s else 'over'})",
         "",
-        "cell wall time (s), dataset x row:",
-        done.pivot_table(index="row", columns="dataset", values="wall_s", sort=False).round(0)
+        f"cell wall time (s), {column} x row:",
+        done.pivot_table(index="row", columns=column, values="wall_s", sort=False).round(0)
         .to_string(),
     ]
     return "\n".join(lines)

@@ -13,7 +13,7 @@ from suite.blocks import table_datasets
 from suite.cli_inputs import check_selection, pairs, results_path
 from suite.errors import SuiteError
 from suite.profiles import load_profile, profile_names
-from suite.store import Store
+from suite.store import Store, headline_text
 from suite.tables import Cell, expand, load_table, select, table_names
 
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ def _status_line(cell: Cell, state: str, store: Store, job: str, sched: str) -> 
         since = health.get("since_iter")
         flag = (f" COLLAPSED{f' since iter {since}' if since is not None else ''}"
                 f" ({health.get('reason', '')})" if health.get("collapsed") else "")
-        return f"{line}: mIoU {res.get('miou', float('nan')):.2f}{flag}"
+        return f"{line}: {headline_text(res)}{flag}"
     if state in ("failed", "damaged"):
         return f"{line}: {store.reason(cell.id)}"
     if state == "running":

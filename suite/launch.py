@@ -24,7 +24,7 @@ from tqdm import tqdm
 from suite.claims import CellClaimed
 from suite.errors import CellFailed, SuiteError
 from suite.outcome import Outcome
-from suite.store import Store
+from suite.store import Store, headline_text
 from suite.tables import Cell
 from suite.train import run_cell
 
@@ -48,7 +48,7 @@ def _status_line(cell: Cell, store: Store, ok: bool, reason: str = "") -> str:
     if not ok:
         return f"[failed] {cell.label}: {reason}"
     res = store.result(cell.id) or {}
-    return f"[done]   {cell.label}: mIoU {res.get('miou', float('nan')):.2f}  ({res.get('wall_time_s', 0):.0f} s)"
+    return f"[done]   {cell.label}: {headline_text(res)}  ({res.get('wall_time_s', 0):.0f} s)"
 
 
 def _owner(store: Store, cell: Cell) -> str:

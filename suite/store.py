@@ -27,7 +27,21 @@ from typing import Any
 
 STATES = ("done", "missing", "failed", "running", "damaged")
 MARKABLE = ("done", "missing", "failed", "running")
-REQUIRED_KEYS = ("miou",)
+# The headline metric each task's finished result must hold as a number, and its label
+HEADLINES = {"segmentation": ("miou", "mIoU"), "detection": ("ap_box", "AP box")}
+
+
+def headline(res: dict[str, Any]) -> tuple[str, str]:
+    """(key, label) of a result's headline metric, by the task in its config (segmentation
+    when absent)."""
+    task = (res.get("config") or {}).get("task", "segmentation")
+    return HEADLINES.get(task, HEADLINES["segmentation"])
+
+
+def headline_text(res: dict[str, Any]) -> str:
+    """``mIoU 41.20`` / ``AP box 2.20`` of a result (``nan`` when it lacks the metric)."""
+    key, label = headline(res)
+    return f"{label} {float(res.get(key, float('nan'))):.2f}"
 MODEL = "model.pth"
 RESULT = "result.json"
 # A "running" cell whose heartbeat is older than this and whose process is gone is stale.
@@ -168,11 +182,11 @@ class Store:
             return None, f"result.json unreadable ({type(exc).__name__}: {str(exc)[:80]})"
         if not isinstance(res, dict):
             return None, "result.json is not a mapping"
-        missing = [k for k in REQUIRED_KEYS if k not in res]
-        if missing:
-            return None, f"result.json lacks {', '.join(missing)}"
-        if not isinstance(res["miou"], (int, float)) or isinstance(res["miou"], bool):
-            return None, f"result.json has a non-numeric miou {res['miou']!r}"
+        key = headline(res)[0]
+        if key not in res:
+            return None, f"result.json lacks {key}"
+        if not isinstance(res[key], (int, float)) or isinstance(res[key], bool):
+            return None, f"result.json has a non-numeric {key} {res[key]!r}"
         if res.get("cell_id", cell_id) != cell_id:
             return None, f"result.json belongs to cell {res['cell_id']}"
         if "model_file" in res:

@@ -5,6 +5,7 @@ so the same code runs in-process, in a local worker pool or as a SLURM array tas
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -287,13 +288,15 @@ def train_and_evaluate(config: dict[str, Any], cell_id: str, store: Store, table
         runner.register_hook(capture)
         if dist.world_size() > 1:
             runner.register_hook(syncbn.RankStartHook())
-        if imported:
-            from suite.distill.model import load_teacher
+        # what the libraries print (pycocotools' evaluation tables) goes to the attempt log
+        with contextlib.redirect_stdout(log.stream if log is not None else sys.stdout):
+            if imported:
+                from suite.distill.model import load_teacher
 
-            load_teacher(runner.model, imported)
-            runner.val()
-        else:
-            runner.train()  # evaluates once, at the last iteration
+                load_teacher(runner.model, imported)
+                runner.val()
+            else:
+                runner.train()  # evaluates once, at the last iteration
         if capture.metrics is None:
             raise RuntimeError("training finished without an evaluation")
         metrics = capture.metrics
@@ -393,7 +396,7 @@ def _eval_split(dataset: str) -> str:
     return DATASETS[dataset].eval_split
 
 
-def _attempt_log(work: Path, attempt: int) -> logging.Handler:
+def _attempt_log(work: Path, attempt: int) -> logging.FileHandler:
     """``work/attempt-N.log`` at INFO; Python warnings (deprecations in the OpenMMLab libraries, raised
     while the Runner is built) go there from now on, not to the console."""
     from mmengine.logging.logger import MMFormatter
