@@ -491,3 +491,26 @@ def test_sbatch_rejection_shows_the_schedulers_message(cluster, tiny_profile, tm
     assert "invalid partition" in proc.stderr.lower(), proc.stderr
     cells = [c for c in expand("table1", tiny_profile) if c.row in ("teacher", "student")]
     assert {Store(results).state(c.id) for c in cells} == {"missing"}
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(600)
+def test_detection_cells_run_on_slurm(cluster, tiny_profile, tmp_path):
+    """Table V's GFL teacher, plain student and PKD student as SLURM array tasks: mmdet models
+    on synthetic COCO, scored by CocoMetric, the student after its teacher."""
+    cells = [c for c in expand("table5", tiny_profile)
+             if c.config["model"] in ("gfl_r50", "gfl_r18") and c.row in ("teacher", "student", "pkd")]
+    assert sorted(c.row for c in cells) == ["pkd", "student", "teacher"]
+    store = Store(tmp_path / "results")
+    outcome = submit(cells, store, wandb="disabled", cluster_profile="local", table="table5")
+    assert set(outcome.submitted) == {c.id for c in cells}
+    states = _wait_settled(cells, store, within_s=420)
+    assert set(states.values()) == {"done"}, {c.row: store.reason(c.id) for c in cells}
+    for cell in cells:
+        res = store.result(cell.id)
+        assert res["config"]["task"] == "detection"
+        assert store.status_record(cell.id)["scheduler"]["job_id"]  # ran as a SLURM task
+        assert isinstance(res["ap_box"], float) and res["ap_mask"] != res["ap_mask"]  # no mask head
+        assert res["params_m"] > 0 and res["fps"] > 0
+    pkd = next(c for c in cells if c.row == "pkd")
+    assert store.result(pkd.id)["method"]["name"] == "pkd"
