@@ -212,3 +212,44 @@ def test_distillation_between_detectors_reads_taps_and_ground_truth():
     total.backward()
     assert all(p.grad is None for p in model.teacher.parameters())
     assert all(p.grad is not None for p in model.student.neck.parameters())
+
+
+def test_teacher_forward_of_cascade_on_flipped_training_samples_fills_its_taps():
+    """A distillation step runs the teacher on training samples, horizontally flipped ones
+    included: the task runs backbone, neck and RPN (every tap), not mmdet's tensor-mode RoI
+    head, which cannot take a flipped sample. A single-stage teacher runs its dense head."""
+    from suite.distill.recorders import ModuleOutputsRecorder
+
+    for name, head in (("cascade_mask_rcnn_r50", "rpn_cls_scores"), ("retinanet_r50", "cls_scores")):
+        with DefaultScope.overwrite_default_scope("mmdet"):
+            model = MODELS.build(TASK.model_config(name, CLASSES, WIDTH, "BN", (64, 64))).eval()
+        inputs, samples = TASK.probe_batch((64, 64))
+        samples[0].set_metainfo(dict(flip=True, flip_direction="horizontal"))
+        wanted = {k: v for k, v in taps(name).items() if k in ("stages", "fpn", head)}
+        recorder = ModuleOutputsRecorder(model, wanted)
+        with torch.no_grad():
+            TASK.teacher_forward(model, inputs, samples)
+        assert len(recorder.get("stages")) == 4 and len(recorder.get("fpn")) == 5
+        assert len(recorder.get(head)) == 5  # one output per FPN level
+
+
+def test_cascade_distillation_step_on_flipped_samples():
+    """The step that failed when the teacher ran mmdet's whole tensor-mode forward: a Cascade
+    R101 -> R50 PKD step on a batch holding a horizontally flipped image."""
+    import suite.distill.model  # noqa: F401  (registers DistillationModel)
+
+    method = MethodSpec(name="det-test", losses={
+        "pkd": LossSpec("pkd", 1.0, {"preds_S": S("fpn"), "preds_T": T("fpn")})})
+    with DefaultScope.overwrite_default_scope("mmdet"):
+        model = MODELS.build(dict(
+            type="DistillationModel",
+            student=TASK.model_config("cascade_mask_rcnn_r50", CLASSES, WIDTH, "BN", (64, 64)),
+            teacher=TASK.model_config("cascade_mask_rcnn_r101", CLASSES, WIDTH, "BN", (64, 64)),
+            method=dataclasses.asdict(method), student_taps=taps("cascade_mask_rcnn_r50"),
+            teacher_taps=taps("cascade_mask_rcnn_r101"), load_teacher_checkpoint=False,
+            probe_size=(64, 64), width=WIDTH, task="detection"))
+    (x, a), (_, b) = TASK.probe_batch((64, 64)), TASK.probe_batch((64, 64))
+    b[0].set_metainfo(dict(flip=True, flip_direction="horizontal"))
+    a[0].set_metainfo(dict(flip=False, flip_direction=None))
+    losses = model.train().loss(torch.cat([x, x.flip(-1)]), a + b)
+    assert torch.isfinite(losses["distill.pkd"])

@@ -318,7 +318,7 @@ class DistillationModel(BaseModel):
         self.recorder_s.reset()
         self.recorder_t.reset()
         with torch.no_grad():
-            self.teacher._forward(inputs, data_samples)
+            self.task.teacher_forward(self.teacher, inputs, data_samples)
         clock.lap("teacher_forward")
         losses = self.student.loss(inputs, data_samples)
         clock.lap("student_forward")

@@ -61,6 +61,11 @@ class Task(ABC):
     def probe_batch(self, size: tuple[int, int]) -> tuple[Tensor, list[Any]]:
         """A dummy batch, inputs and data samples, to learn the shapes the taps record."""
 
+    def teacher_forward(self, teacher: Any, inputs: Tensor, data_samples: list[Any]) -> Any:
+        """The frozen teacher's forward during a distillation step: what fills its taps.
+        The whole tensor-mode forward unless a task runs less."""
+        return teacher._forward(inputs, data_samples)
+
     @abstractmethod
     def result_metrics(self, metrics: dict[str, float]) -> dict[str, Any]:
         """The result record's metric keys (``miou``, ``aacc``, ...) from an evaluation."""

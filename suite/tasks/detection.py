@@ -130,6 +130,16 @@ class DetectionTask(Task):
                                     num_workers=int(config.get("num_workers", 0)),
                                     with_mask=has_masks(config))
 
+    def teacher_forward(self, teacher: Any, inputs: Tensor, data_samples: list[Any]) -> Any:
+        """Backbone and neck, then the dense head (GFL, RetinaNet) or the RPN head (Cascade):
+        every teacher tap lies there. A two-stage detector's RoI heads are not run: no tap reads
+        them, and mmdet's tensor-mode Cascade RoI head fails on horizontally flipped training
+        samples (``merge_aug_masks`` flips a tensor with a negative step)."""
+        feats = teacher.extract_feat(inputs)
+        head = getattr(teacher, "bbox_head", None) if not getattr(teacher, "with_rpn", False) \
+            else teacher.rpn_head
+        return head(feats) if head is not None else feats
+
     def visualizer(self, name: str, vis_backends: list[dict[str, Any]]) -> dict[str, Any]:
         return dict(type="DetLocalVisualizer", name=name, vis_backends=vis_backends)
 
