@@ -13,6 +13,16 @@ from typing import Any
 from torch import Tensor
 
 
+def loaders(base: Any, batch_size: int) -> dict[str, Any]:
+    """``train_dataloader`` (``batch_size`` images a step) and ``val_dataloader`` (one image a
+    step) of a library's dataset config."""
+    train = base.train_dataloader.to_dict()
+    val = base.val_dataloader.to_dict()
+    train.update(batch_size=batch_size)
+    val.update(batch_size=1)
+    return {"train_dataloader": train, "val_dataloader": val}
+
+
 class Task(ABC):
     """One task: its library's registry scope, models, data, evaluation and ground truth."""
 

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from suite.errors import SpecError, SuiteError
-from suite.tasks.base import Task
+from suite.tasks.base import Task, loaders
 
 GROUND_TRUTH = ("gt_boxes", "gt_labels", "img_shapes")
 # result key -> CocoMetric's item (``coco/bbox_mAP`` under a Runner, ``bbox_mAP`` alone)
@@ -104,11 +104,7 @@ class DetectionTask(Task):
         """mmdet's COCO dataset config pointed at ``root`` at the profile's crop (masks loaded
         for a model with a mask head); the global batch split as for segmentation."""
         base = self._dataset(config, root)
-        train = base.train_dataloader.to_dict()
-        val = base.val_dataloader.to_dict()
-        train.update(batch_size=batch_size)
-        val.update(batch_size=1)
-        return {"train_dataloader": train, "val_dataloader": val}
+        return loaders(base, batch_size)
 
     def evaluator(self, config: dict[str, Any], cell_dir: Path) -> list[dict[str, Any]]:
         """mmdet's ``CocoMetric`` of the dataset config (its annotation file under the cell's

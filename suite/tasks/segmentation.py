@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from suite.tasks.base import Task
+from suite.tasks.base import Task, loaders
 
 
 class SegmentationTask(Task):
@@ -48,11 +48,7 @@ class SegmentationTask(Task):
 
         base = mmseg_dataset_config(config["dataset"], root, crop_size=tuple(config["crop"]),
                                     num_workers=int(config.get("num_workers", 0)))
-        train = base.train_dataloader.to_dict()
-        val = base.val_dataloader.to_dict()
-        train.update(batch_size=batch_size)
-        val.update(batch_size=1)
-        return {"train_dataloader": train, "val_dataloader": val}
+        return loaders(base, batch_size)
 
     def evaluator(self, config: dict[str, Any], cell_dir: Path) -> list[dict[str, Any]]:
         return [dict(type="PerClassIoUMetric", iou_metrics=["mIoU"]),
