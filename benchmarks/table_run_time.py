@@ -37,7 +37,9 @@ def cell_times(table: str, profile: str, results: Path) -> pd.DataFrame:
         # a column per dataset, or per dataset and teacher where blocks share a dataset (Table V)
         teacher = (cell.config.get("teacher") or {}).get("model") or (
             cell.config["model"] if cell.config["role"] == "teacher" else None)
-        rows.append({"dataset": cell.config["dataset"], "row": cell.row, "role": cell.config["role"],
+        method = cell.config.get("method_name")  # a row name is unique with its method (Table II)
+        label = cell.row if not method or method == cell.row else f"{cell.row} +{method}"
+        rows.append({"dataset": cell.config["dataset"], "row": label, "role": cell.config["role"],
                      "block": cell.block, "teacher": teacher,
                      "state": store.state(cell.id), "start": min(starts) if starts else None,
                      "end": max(ends) if ends else None,
