@@ -8,6 +8,7 @@ as ``CPUSyncBN``, chosen by :func:`suite.dist.norm_type`) does the same over Glo
 from __future__ import annotations
 
 import copy
+import sys
 from typing import Any
 
 import torch
@@ -173,4 +174,6 @@ class RankStartHook(Hook):
     """Prints, on every rank, the iteration it starts training from (after any resume)."""
 
     def before_train(self, runner: Any) -> None:
-        print(f"rank {runner.rank}/{runner.world_size}: starts at iter {runner.iter}", flush=True)
+        # the job's own output, not the cell's attempt log that library prints are sent to
+        print(f"rank {runner.rank}/{runner.world_size}: starts at iter {runner.iter}", flush=True,
+              file=sys.__stdout__)
