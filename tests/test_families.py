@@ -79,3 +79,18 @@ def test_full_width_params_of_library_models_match_their_sources():
     assert abs(params("mask2former_r50", 150) / 1e6 - 44.0) < 0.1
     assert abs(params("segformer_b0", 150) / 1e6 - 3.75) < 0.05
     assert abs(params("espnet", 19) / 1e6 - 0.36) < 0.01  # the paper's 0.36 M at 19 classes
+
+
+def test_efficientnet_batchnorm_follows_the_cell_norm_with_pytorch_momentum():
+    """Every BatchNorm of the re-implemented EfficientNet is the cell's norm (BN, or SyncBN under
+    DDP) with eps 1e-3 and momentum 0.1: the reference's momentum 0.01 left a short schedule's
+    running statistics at their initial values, and the eval-mode student predicted one class."""
+    from mmengine.registry import DefaultScope
+
+    with DefaultScope.overwrite_default_scope("mmseg"):
+        model = MODELS.build(segmentor_config("efficientnet_b1", 21, 0.125))
+    norms = [m for m in model.backbone.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert len(norms) > 50
+    assert all(m.momentum == 0.1 and m.eps == 1e-3 for m in norms)
+    cfg = segmentor_config("efficientnet_b1", 21, 0.125, norm="SyncBN")
+    assert cfg["backbone"]["norm_cfg"]["type"] == "SyncBN"

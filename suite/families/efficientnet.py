@@ -57,6 +57,7 @@ class EfficientNetFamily(Family):
         stages = stage_channels(width)
         model["pretrained"] = None
         model["backbone"] = dict(type="EfficientNet", arch="b1", widen_factor=width,
+                                 norm_cfg=dict(type=norm),  # the cell's BN / SyncBN
                                  init_cfg=backbone_init(pretrained, pretrained_prefix))
         model["decode_head"].update(in_channels=stages[3], in_index=3,
                                     channels=scaled_channels(128, width), num_convs=1,
