@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -72,8 +71,7 @@ def _build(model: str, num_classes: int, device: str) -> Any:
     from suite.tasks import get_task
 
     task = get_task(getattr(family_of(model), "task", "segmentation"))
-    importlib.import_module(f"{task.scope}.utils").register_all_modules(init_default_scope=False)
-    task.load_modules()
+    task.load_modules()  # the library's registries and the suite's own modules
     cfg = task.model_config(model, num_classes, 1.0, "BN", PAPER_INPUT)
     with DefaultScope.overwrite_default_scope(task.scope), torch.device(device):
         return MODELS.build(cfg)

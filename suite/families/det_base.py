@@ -20,14 +20,23 @@ both, the backbone's training state, keyword options, and taps of heads shared b
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
+
+from mmengine.config import ConfigDict
 
 from suite.errors import SpecError
 from suite.families.base import Family, Tap, backbone_init, norm_config, scaled_channels
 from suite.families.resnet_seg import stage_channels
+from suite.tasks.library import library_config
 
 STAGE_STRIDES = (4, 8, 16, 32)  # ResNet C2..C5, mmdet's out_indices (0, 1, 2, 3)
+DENSE_FPN_STRIDES = (8, 16, 32, 64, 128)  # one-stage detectors: FPN from C3 with P6/P7
+# the head-feature taps of the one-stage heads: the third stacked conv's output before its
+# activation, CrossKD's crossing point (its configs' reused_teacher_head_idx = 3: the teacher's
+# 4th conv and classifier/regressor run on the student's feature)
+CROSS = 2
 
 
 def resnet_fpn(model: dict[str, Any], depth: int, width: float, norm: str,
@@ -108,3 +117,32 @@ class DetectionFamily(Family):
             else:
                 out[name] = spec.module
         return out
+
+
+class DenseDetectorFamily(DetectionFamily):
+    """A one-stage detector (GFL, RetinaNet): mmdet's config ``config_name`` with the ResNet
+    depth of each variant (``depths``), ResNet + FPN at the width, the dense head from
+    :meth:`head`, and the test config's options."""
+
+    config_name: str = ""
+    depths: dict[str, int] = {}
+    # test_cfg: candidates per level, detections per image, their lowest score
+    options = {"nms_pre": 1000, "max_per_img": 100, "score_thr": 0.05}
+
+    def head(self, width: float) -> dict[str, Any]:
+        """What the family changes in mmdet's ``bbox_head`` besides classes and input channels."""
+        raise NotImplementedError
+
+    def config(self, variant: str, num_classes: int, width: float = 1.0, norm: str = "BN",
+               pretrained: str | None = None, pretrained_prefix: str | None = None,
+               **options: Any) -> ConfigDict:
+        """mmdet's config of ``variant``; ``options``: ``nms_pre``, ``max_per_img`` and
+        ``score_thr`` of the test config (mmdet's 1000, 100 and 0.05 by default)."""
+        import suite.nets.det_heads  # noqa: F401  (registers the tap-friendly heads)
+
+        opts = self.resolve_options(options)
+        model = copy.deepcopy(library_config(self.config_name).model.to_dict())
+        _, fpn = resnet_fpn(model, self.depths[variant], width, norm, pretrained, pretrained_prefix)
+        model["bbox_head"].update(num_classes=num_classes, in_channels=fpn, **self.head(width))
+        model["test_cfg"].update(opts)
+        return ConfigDict(model)

@@ -16,50 +16,35 @@ or regressor are the layers after it.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
-from mmengine.config import ConfigDict
-
 from suite.families.base import TapSet, scaled_channels
-from suite.families.det_base import DetectionFamily, fpn_taps, level_taps, resnet_fpn, stage_taps
+from suite.families.det_base import (
+    CROSS,
+    DENSE_FPN_STRIDES,
+    DenseDetectorFamily,
+    fpn_taps,
+    level_taps,
+    stage_taps,
+)
 from suite.families.resnet_seg import stage_channels
-from suite.tasks.library import library_config
 
-CONFIG = "mmdet::retinanet/retinanet_r50_fpn_1x_coco.py"
 DEPTHS = {"retinanet_r50": 50, "retinanet_r101": 101}
-FPN_STRIDES = (8, 16, 32, 64, 128)
+FPN_STRIDES = DENSE_FPN_STRIDES
 ANCHORS = 9  # 3 octave scales x 3 ratios per location (the config's anchor generator)
-# the head-feature taps: the third stacked conv's output before its activation, CrossKD's
-# crossing point (its configs' reused_teacher_head_idx = 3: the teacher's 4th conv and
-# classifier/regressor run on the student's feature)
-CROSS = 2
 
 
-class RetinaNetFamily(DetectionFamily):
+class RetinaNetFamily(DenseDetectorFamily):
     """RetinaNet-R101 (teacher) and RetinaNet-R50 (student), mmdet."""
 
     name = "retinanet"
     variants = tuple(DEPTHS)
+    config_name = "mmdet::retinanet/retinanet_r50_fpn_1x_coco.py"
+    depths = DEPTHS
     notes = "mmdet's retinanet_r{50,101}_fpn_1x_coco; head ReLUs out of place for pre-activation taps"
-    # test_cfg: candidates per level, detections per image, their lowest score
-    options = {"nms_pre": 1000, "max_per_img": 100, "score_thr": 0.05}
 
-    def config(self, variant: str, num_classes: int, width: float = 1.0, norm: str = "BN",
-               pretrained: str | None = None, pretrained_prefix: str | None = None,
-               **options: Any) -> ConfigDict:
-        """mmdet's RetinaNet config of ``variant``; ``options``: ``nms_pre``, ``max_per_img``
-        and ``score_thr`` of the test config (mmdet's 1000, 100 and 0.05 by default)."""
-        import suite.nets.det_heads  # noqa: F401  (registers TapRetinaHead)
-
-        opts = self.resolve_options(options)
-        model = copy.deepcopy(library_config(CONFIG).model.to_dict())
-        _, fpn = resnet_fpn(model, DEPTHS[variant], width, norm, pretrained, pretrained_prefix)
-        model["bbox_head"].update(type="TapRetinaHead", num_classes=num_classes, in_channels=fpn,
-                                  feat_channels=scaled_channels(256, width))
-        model["test_cfg"].update(nms_pre=opts["nms_pre"], max_per_img=opts["max_per_img"],
-                                 score_thr=opts["score_thr"])
-        return ConfigDict(model)
+    def head(self, width: float) -> dict[str, Any]:
+        return dict(type="TapRetinaHead", feat_channels=scaled_channels(256, width))
 
     def taps(self, variant: str, width: float = 1.0, num_classes: int = 80) -> TapSet:
         stages = stage_channels(DEPTHS[variant], scaled_channels(64, width))

@@ -20,9 +20,12 @@ class SegmentationTask(Task):
     scope = "mmseg"
 
     def load_modules(self) -> None:
+        from mmseg.utils import register_all_modules
+
         import suite.metrics  # noqa: F401  (registers PerClassIoUMetric and the boundary metric)
         from suite.nets import register_all
 
+        register_all_modules(init_default_scope=False)  # mmseg's own models, datasets, metrics
         register_all()  # the re-implemented networks (EfficientNet, ESPNet, ...) in mmseg's MODELS
 
     def model_config(self, model: str, num_classes: int, width: float, norm: str,
