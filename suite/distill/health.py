@@ -318,7 +318,7 @@ def recording(net: nn.Module, names: Sequence[str]) -> Iterator[dict[str, Tensor
 
 
 def probe(model: nn.Module, data: Mapping[str, Any], stages: Sequence[str],
-          logits: str) -> dict[str, Any]:
+          logits: str | None) -> dict[str, Any]:
     """Re-run ``model.loss`` on a preprocessed batch and measure it (see the module docstring).
 
     ``model`` is a segmentor or a DistillationModel (unwrapped); ``data`` the output of its data
@@ -332,7 +332,7 @@ def probe(model: nn.Module, data: Mapping[str, Any], stages: Sequence[str],
     step_calls = getattr(model, "step_calls", None)
     model.train()
     try:
-        with no_trace(model), recording(net, [*stages, logits]) as rec, torch.enable_grad():
+        with no_trace(model), recording(net, [*stages, *([logits] if logits else [])]) as rec, torch.enable_grad():
             losses = model.loss(data["inputs"], data["data_samples"])
             norms = grad_norms(losses, params)
             del losses
@@ -341,7 +341,7 @@ def probe(model: nn.Module, data: Mapping[str, Any], stages: Sequence[str],
         if step_times is not None:
             model.step_times, model.step_calls = step_times, step_calls
     out: dict[str, Any] = {"grad_norm": norms}
-    z = rec.get(logits)
+    z = rec.get(logits) if logits else None  # a detector has no per-pixel logits
     if isinstance(z, Tensor):
         out["entropy"] = prediction_entropy(z)
         out["entropy_max"] = math.log(z.shape[1])
@@ -410,14 +410,14 @@ class DistillHealthHook(Hook):
         interval: probe every ``interval`` iterations (1-based), plus the first and the last.
         majority_threshold / min_feature_std: the collapse thresholds (:class:`HealthConfig`).
         stages / logits: module names of the student's backbone stages and logits
-            (``suite.models.taps(name)["stages"]`` and ``["logits"]``).
+            (``suite.models.taps(name)["stages"]`` and ``["logits"]``; no logits: a detector).
     """
 
     priority = "NORMAL"  # after the optimizer step, before the checkpoint of the same iteration
 
     def __init__(self, interval: int = 25, majority_threshold: float = 0.98,
                  min_feature_std: float = 1e-3, stages: Sequence[str] = (),
-                 logits: str = "decode_head.conv_seg") -> None:
+                 logits: str | None = None) -> None:
         self.cfg = HealthConfig.from_dict(dict(interval=interval,
                                                majority_threshold=majority_threshold,
                                                min_feature_std=min_feature_std))
@@ -519,4 +519,4 @@ def hook_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return dict(type="DistillHealthHook", interval=cfg.interval,
                 majority_threshold=cfg.majority_threshold, min_feature_std=cfg.min_feature_std,
                 stages=[stages] if isinstance(stages, str) else list(stages),
-                logits=str(student.get("logits", "decode_head.conv_seg")))
+                logits=student.get("logits"))  # None for a detector: no entropy or majority
