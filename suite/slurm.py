@@ -42,13 +42,11 @@ import yaml
 from suite.claims import JOB_ENV
 from suite.errors import CellFailed, SpecError, SuiteError
 from suite.profiles import find_yaml, yaml_names
-from suite.scheduler import (  # noqa: F401  (COMMANDS, _parse_states: part of this module's API)
+from suite.scheduler import (
     ACTIVE_STATES,
-    COMMANDS,
     Scheduler,
     SchedulerError,
     Slurm,
-    _parse_states,
     require_slurm,
     slurm_missing,
     state_of,

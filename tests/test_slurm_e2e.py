@@ -25,11 +25,11 @@ import yaml
 
 from suite.cli import main
 from suite.errors import SuiteError
+from suite.scheduler import _parse_states
 from suite.slurm import (
     ClusterProfile,
     Resources,
     SchedulerError,
-    _parse_states,
     cancel,
     chunked,
     cluster_profile_names,
