@@ -223,7 +223,7 @@ class DistillationModel(BaseModel):
         self.recorder_s.reset()
         self.recorder_t.reset()
         self.student._forward(x, samples)
-        self.teacher._forward(x, samples)
+        self.task.teacher_forward(self.teacher, x, samples)  # what a training step runs
         self.student.train(was_training)
         self._probe_out = ({t: self.recorder_s.get(t) for t in self.recorder_s.taps},
                            {t: self.recorder_t.get(t) for t in self.recorder_t.taps})
