@@ -54,6 +54,16 @@ Ground truth: only through the assigner's ``label_weights`` / ``avg_factor`` (op
 Re-implementation: no (upstream's semantics; the teacher's layers run with detached
 parameters, so the gradient reaches only f_S). The method (``crosskd`` on a detection table) is
 built by :func:`detection_spec`.
+
+Two-stage detectors (option ``two_stage``, Cascade Mask R-CNN; an adaptation, flagged: upstream
+defines CrossKD for dense heads only). The crossing point is the RPN's: f = the output of
+``rpn_head.rpn_conv`` (mmdet applies its ReLU out of place, so the tap is pre-activation), and
+H_T = the teacher's ``rpn_cls`` / ``rpn_reg`` (no later convs). The terms are RetinaNet's: KDQFL
+on the objectness logits (one per anchor) and the score-weighted GIoU of the delta-decoded
+anchors, both with RetinaNet's weights. Targets are the teacher RPN head's own: every box as
+class 0 and its random sampler's anchors (label weights; ``avg_factor`` their count). The RoI
+heads are not crossed: the student's and the teacher's proposals differ, and pairing them would
+mean pooling one network's RoIs on the other's features.
 """
 
 from __future__ import annotations
@@ -122,8 +132,19 @@ def remaining_layers(teacher: nn.Module, taps: dict[str, str | list[str]], cross
 class _CrossHead(nn.Module):
     """Holds the frozen teacher layers out of the module tree and crosses student features."""
 
-    DENSE_HEADS: tuple[str, ...] = ("GFLHead", "RetinaHead")
-    FINAL = "classifier"  # the teacher tap of the last reused layer
+    DENSE_HEADS: tuple[str, ...] = ("GFLHead", "RetinaHead", "RPNHead")
+    FINAL = "classifier"  # the teacher tap of the last reused layer (``rpn_`` + it on an RPN)
+
+    @classmethod
+    def final_tap(cls, inputs: dict[str, Input]) -> str:
+        """The teacher tap of the last reused layer: :attr:`FINAL` of a one-stage head, its
+        ``rpn_`` form when the crossing point is the RPN's (``rpn_feature``)."""
+        return f"rpn_{cls.FINAL}" if inputs["preds_S"].tap == "rpn_feature" else cls.FINAL
+
+    @classmethod
+    def reused_taps(cls, inputs: dict[str, Input]) -> tuple[str, ...]:
+        """The teacher taps the loss reuses as modules (checked at plan time)."""
+        return (cls.final_tap(inputs),)
 
     def __init__(self, teacher_head: Heads | None, relu: bool,
                  teacher_dense_head: nn.Module | None = None) -> None:
@@ -137,10 +158,10 @@ class _CrossHead(nn.Module):
     def teacher_kwargs(cls, teacher: nn.Module, taps: dict[str, str | list[str]],
                        inputs: dict[str, Input]) -> dict[str, object]:
         """The teacher's layers after the crossing tap (``preds_S``'s) and its dense head."""
-        crossing = inputs["preds_S"].tap
+        crossing, final = inputs["preds_S"].tap, cls.final_tap(inputs)
         per_level = cls.FINAL == "regressor"  # GFL's boxes pass each level's Scale
-        return {"teacher_head": remaining_layers(teacher, taps, crossing, cls.FINAL, per_level),
-                "teacher_dense_head": dense_head(teacher, module_name(taps[cls.FINAL]))}
+        return {"teacher_head": remaining_layers(teacher, taps, crossing, final, per_level),
+                "teacher_dense_head": dense_head(teacher, module_name(taps[final]))}
 
     @property
     def anchors(self) -> int:
@@ -183,8 +204,6 @@ class _CrossHead(nn.Module):
 class CrossKDClsLoss(_CrossHead):
     """KDQualityFocalLoss between the crossed class scores and the teacher's, per level."""
 
-    TEACHER_TAPS = ("classifier",)
-
     def __init__(self, teacher_head: Heads | None = None, beta: float = 1.0, relu: bool = True,
                  loss_weight: float = 1.0, teacher_dense_head: nn.Module | None = None) -> None:
         super().__init__(teacher_head, relu, teacher_dense_head)
@@ -223,7 +242,6 @@ class CrossKDRegGFLLoss(_CrossHead):
     """LD-form KL between the crossed and the teacher's GFL box distributions."""
 
     DENSE_HEADS = ("GFLHead",)
-    TEACHER_TAPS = ("regressor",)
     FINAL = "regressor"
 
     def __init__(self, teacher_head: Heads | None = None, T: float = 1.0, reg_max: int = 16,  # noqa: N803
@@ -263,8 +281,7 @@ class CrossKDRegGFLLoss(_CrossHead):
 class CrossKDRegBoxLoss(_CrossHead):
     """GIoU between the boxes decoded from the crossed and the teacher's anchor deltas."""
 
-    DENSE_HEADS = ("RetinaHead",)
-    TEACHER_TAPS = ("regressor",)
+    DENSE_HEADS = ("RetinaHead", "RPNHead")
     FINAL = "regressor"
 
     def __init__(self, teacher_head: Heads | None = None, relu: bool = True,
@@ -306,8 +323,7 @@ class CrossKDRegLoss(nn.Module):
     (:class:`CrossKDRegGFLLoss`, ``gfl_weight``), the box form otherwise
     (:class:`CrossKDRegBoxLoss`, ``box_weight``); either times ``loss_weight``."""
 
-    DENSE_HEADS = ("GFLHead", "RetinaHead")
-    TEACHER_TAPS = ("regressor",)
+    DENSE_HEADS = ("GFLHead", "RetinaHead", "RPNHead")
 
     def __init__(self, teacher_head: Heads | None = None,
                  teacher_dense_head: nn.Module | None = None, gfl_weight: float = 4.0,
@@ -333,6 +349,10 @@ class CrossKDRegLoss(nn.Module):
         """As the GFL form's: the layers after the crossing tap up to the regressor."""
         return CrossKDRegGFLLoss.teacher_kwargs(teacher, taps, inputs)
 
+    @classmethod
+    def reused_taps(cls, inputs: dict[str, Input]) -> tuple[str, ...]:
+        return CrossKDRegGFLLoss.reused_taps(inputs)
+
     def forward(self, preds_S: Tensor | Sequence[Tensor], feats_T: Tensor | Sequence[Tensor],
                 preds_T: Tensor | Sequence[Tensor], cls_scores_T: Tensor | Sequence[Tensor],
                 gt_boxes: Sequence[Tensor] | None = None,
@@ -345,43 +365,57 @@ class CrossKDRegLoss(nn.Module):
 # ------------------------------------------------------------------ the detection method
 DETECTION_DEFAULTS: dict[str, Any] = {
     "cls_weight": 1.0, "beta": 1.0, "reg_weight_gfl": 4.0, "reg_weight_box": 1.0, "T": 1.0,
-    "regression": True,
+    "regression": True, "two_stage": False,
 }
+TWO_STAGE_NOTE = ("two-stage adaptation (upstream has none): the crossing on the RPN head -- the "
+                  "student's RPN conv feature through the teacher's RPN classifier / regressor; "
+                  "the RoI heads are not crossed")
 _GT = {"gt_boxes": GT_BOXES, "gt_labels": GT_LABELS, "img_shapes": IMG_SHAPES}
 
 
 def detection_spec(options: dict[str, Any] | None = None) -> MethodSpec:
-    """CrossKD on a dense detector (GFL, RetinaNet): classification and regression crossing."""
+    """CrossKD on a dense detector (GFL, RetinaNet) or, option ``two_stage``, on a two-stage
+    detector's RPN head (an adaptation): classification and regression crossing."""
     o = resolve_options("crosskd", options, DETECTION_DEFAULTS)
+    two = bool(o["two_stage"])
+    cls_feat, reg_feat = ("rpn_feature", "rpn_feature") if two else ("cls_feature", "reg_feature")
+    scores, boxes = ("rpn_cls_scores", "rpn_bbox_preds") if two else ("cls_scores", "bbox_preds")
     losses = {"loss_crosskd_cls": LossSpec(
         type="det_crosskd_cls", weight=float(o["cls_weight"]),
-        inputs={"preds_S": S("cls_feature"), "feats_T": T("cls_feature"),
-                "preds_T": T("cls_scores"), **_GT},
+        inputs={"preds_S": S(cls_feat), "feats_T": T(cls_feat), "preds_T": T(scores), **_GT},
         kwargs={"beta": o["beta"]})}
     if o["regression"]:
         losses["loss_crosskd_reg"] = LossSpec(
             type="det_crosskd_reg", weight=1.0,
-            inputs={"preds_S": S("reg_feature"), "feats_T": T("reg_feature"),
-                    "preds_T": T("bbox_preds"), "cls_scores_T": T("cls_scores"), **_GT},
+            inputs={"preds_S": S(reg_feat), "feats_T": T(reg_feat),
+                    "preds_T": T(boxes), "cls_scores_T": T(scores), **_GT},
             kwargs={"gfl_weight": o["reg_weight_gfl"], "box_weight": o["reg_weight_box"],
                     "T": o["T"]})
+    unverified = ["GFL regression: KL weight 4 (commit b0c5a76); a later revision uses KL 3 + "
+                  "GIoU 2", "avg_factor: the local batch's positives (upstream: averaged over "
+                  "GPUs for GFL)"]
+    if two:
+        unverified = [TWO_STAGE_NOTE, "RPN targets: the RPN's own sampled anchors (256 an image) "
+                      "weight the terms, normalised by their count", "weights: RetinaNet's "
+                      "(KDQFL 1, GIoU 1)"]
     return MethodSpec(
-        name="crosskd", losses=losses, needs_gt=True, reimplementation=False,
-        unverified=["GFL regression: KL weight 4 (commit b0c5a76); a later revision uses KL 3 + "
-                    "GIoU 2", "avg_factor: the local batch's positives (upstream: averaged over "
-                    "GPUs for GFL)", "not defined for two-stage detectors here (no RoI-head taps)"],
+        name="crosskd", losses=losses, needs_gt=True, reimplementation=two,
+        unverified=unverified,
         assumptions=prefixed("crosskd", {
             "task": "detection",
-            "cross_point": "cls_feature / reg_feature (the third of four stacked convs, before "
-                           "its ReLU: upstream's reused_teacher_head_idx 3) -> ReLU -> the "
-                           "teacher's fourth conv -> classifier / regressor (GFL: then the "
-                           "level's Scale)",
+            "cross_point": ("rpn_feature (the RPN's 3x3 conv, before its ReLU) -> ReLU -> the "
+                            "teacher's rpn_cls / rpn_reg" if two else
+                            "cls_feature / reg_feature (the third of four stacked convs, before "
+                            "its ReLU: upstream's reused_teacher_head_idx 3) -> ReLU -> the "
+                            "teacher's fourth conv -> classifier / regressor (GFL: then the "
+                            "level's Scale)"),
             "align_scale": "per-channel mean/std of the teacher feature (upstream)",
             "cls": f"KDQualityFocalLoss beta {o['beta']}, weight {o['cls_weight']}, / positives",
             "reg": (f"GFL: KL T {o['T']} weight {o['reg_weight_gfl']}; RetinaNet: GIoU of decoded "
                     f"boxes weight {o['reg_weight_box']}") if o["regression"] else "off",
             "targets": "label weights and positives from the teacher head's assigner on the GT",
-            "detectors": "GFL, RetinaNet (dense heads)"}),
+            "detectors": ("two-stage (Cascade Mask R-CNN): the RPN head, an adaptation" if two
+                          else "GFL, RetinaNet (dense heads)")}),
         paper="J. Wang, Y. Chen, Z. Zheng, X. Li, M.-M. Cheng, Q. Hou, CVPR 2024, CrossKD: "
               "cross-head knowledge distillation for object detection",
     )

@@ -11,7 +11,10 @@ The taps give tensors; some losses also need the head itself, never its gradient
   RetinaNet), which depends only on the anchors and the ground truth, so the teacher's head
   assigns exactly as the student's would: per level the label weights and the positive anchors,
   and ``avg_factor`` = the number of positive anchors in the batch (mmdet's
-  ``SamplingResult.avg_factor`` with its pseudo sampler);
+  ``SamplingResult.avg_factor`` with its pseudo sampler). An RPN head (two-stage detectors)
+  assigns every box as class 0, as mmdet's ``TwoStageDetector.loss`` does, and samples with its
+  ``RandomSampler`` (256 anchors an image, half positive at most): its label weights mark the
+  sampled anchors and ``avg_factor`` counts them (positives and negatives);
 * the **layers after a tapped feature** (CrossKD's crossing point): the stacked convs of the
   tapped branch after the tapped one, then the final classifier / regressor (and GFL's
   per-level ``Scale`` for boxes).
@@ -74,6 +77,13 @@ def is_distribution_head(head: nn.Module) -> bool:
     return hasattr(head, "integral") and hasattr(head, "reg_max")
 
 
+def is_rpn(head: nn.Module) -> bool:
+    """Whether the head is a two-stage detector's class-agnostic RPN head."""
+    from mmdet.models.dense_heads import RPNHead
+
+    return isinstance(head, RPNHead)
+
+
 def level_priors(head: nn.Module, maps: Sequence[Tensor]) -> list[Tensor]:
     """The head's anchors of each level for maps of these sizes: ``(H*W*A) x 4``."""
     sizes = [tuple(m.shape[-2:]) for m in maps]
@@ -134,6 +144,8 @@ def assign(head: nn.Module, maps: Sequence[Tensor], gt_boxes: Sequence[Tensor],
     pad = (sizes[0][0] * s0, sizes[0][1] * s0)
     metas = [{"img_shape": tuple(int(v) for v in shape[:2]), "pad_shape": pad,
               "batch_input_shape": pad} for shape in img_shapes]
+    if is_rpn(head):  # class-agnostic: every box is class 0, as TwoStageDetector.loss sets
+        gt_labels = [torch.zeros_like(lab) for lab in gt_labels]
     gts = [InstanceData(bboxes=b.detach().float().to(device), labels=lab.long().to(device))
            for b, lab in zip(gt_boxes, gt_labels)]
     with torch.no_grad():
@@ -151,9 +163,14 @@ def assign(head: nn.Module, maps: Sequence[Tensor], gt_boxes: Sequence[Tensor],
 
 def branch_after(model: nn.Module, tapped: str) -> list[nn.Module]:
     """The stacked convs of the branch that the module ``tapped`` (e.g.
-    ``bbox_head.cls_convs.2.gn``) belongs to, after the one it is in (``cls_convs[3:]``)."""
-    match = _BRANCH.match(module_name(tapped))
+    ``bbox_head.cls_convs.2.gn``) belongs to, after the one it is in (``cls_convs[3:]``); none
+    for a head's single shared convolution (the RPN's ``rpn_head.rpn_conv``)."""
+    name = module_name(tapped)
     modules = dict(model.named_modules())
+    parent = modules.get(name.rpartition(".")[0])
+    if hasattr(parent, "prior_generator") and isinstance(modules.get(name), nn.Conv2d):
+        return []
+    match = _BRANCH.match(name)
     while match is not None:
         branch = modules.get(match["branch"])
         if isinstance(branch, nn.ModuleList):

@@ -4,9 +4,10 @@ A method serves some tasks (:func:`suite.methods.spec.serves`); a table of anoth
 error naming those it supports. A method names the taps it reads on each side (its losses'
 inputs and its connectors' sources); each must be one the model's family declares
 (:mod:`suite.families`). A loss that reuses the teacher's classifier (CrossKD, C2VKD) needs a
-``classifier`` tap on the teacher; a loss whose class lists ``TEACHER_TAPS`` (teacher modules it
-reuses) needs those; a loss whose class lists ``DENSE_HEADS`` (mmdet head classes: LD needs
-GFL's box distributions) needs a student and a teacher whose dense head is one of them.
+``classifier`` tap on the teacher; a loss whose class names teacher modules it reuses
+(``reused_taps(inputs)``) needs those taps; a loss whose class lists ``DENSE_HEADS`` (mmdet head
+classes: LD needs GFL's box distributions) needs a student and a teacher whose dense head (a
+two-stage detector's: its RPN head) is one of them.
 """
 
 from __future__ import annotations
@@ -56,13 +57,14 @@ def _reuses_classifier(method: dict[str, Any]) -> list[str]:
 @lru_cache(maxsize=64)
 def dense_head_classes(model: str) -> tuple[str, ...]:
     """Class names (with bases) of ``model``'s dense head (``bbox_head`` of a one-stage mmdet
-    detector); empty when it has none (segmentors, two-stage detectors)."""
+    detector, ``rpn_head`` of a two-stage one); empty when it has none (segmentors)."""
     from suite.models import family_of
 
     family = family_of(model)
     if getattr(family, "task", "segmentation") != "detection":
         return ()
-    head = (family.config(model, num_classes=80) or {}).get("bbox_head")
+    config = family.config(model, num_classes=80) or {}
+    head = config.get("bbox_head") or config.get("rpn_head")
     if not isinstance(head, dict) or "type" not in head:
         return ()
     from mmdet.registry import MODELS
@@ -88,6 +90,7 @@ def _check_heads(method: dict[str, Any], models: dict[str, str], where: str) -> 
 def check_method_taps(method: dict[str, Any], student: str, teacher: str, where: str) -> None:
     """Raise :class:`SpecError` when ``method`` reads a tap ``student`` or ``teacher`` lacks, or
     needs a dense head they do not have."""
+    from suite.methods.spec import Input
     from suite.models import taps
 
     models = {"student": student, "teacher": teacher}
@@ -105,7 +108,10 @@ def check_method_taps(method: dict[str, Any], student: str, teacher: str, where:
             raise SpecError(f"{where}: loss(es) {users} of method {method.get('name', '?')!r} "
                             f"reuse the teacher's classifier; {teacher} declares none")
     for loss, cls in _loss_classes(method).items():
-        missing = sorted(set(getattr(cls, "TEACHER_TAPS", ()) or ()) - set(offered["teacher"]))
+        reused = getattr(cls, "reused_taps", None)
+        inputs = {k: Input(**v) for k, v in
+                  ((method.get("losses") or {})[loss].get("inputs") or {}).items()}
+        missing = sorted(set(reused(inputs) if callable(reused) else ()) - set(offered["teacher"]))
         if missing:
             raise SpecError(f"{where}: loss {loss!r} of method {method.get('name', '?')!r} reuses "
                             f"the teacher's {missing}; {teacher} declares no such tap(s)")

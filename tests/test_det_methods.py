@@ -38,8 +38,9 @@ PAIRS = {"gfl": ("gfl_r18", "gfl_r50"), "retinanet": ("retinanet_r50", "retinane
 SUPPORTED = {"fgd": ("gfl", "retinanet", "cascade"), "pkd": ("gfl", "retinanet", "cascade"),
              "skd": ("gfl", "retinanet", "cascade"), "sstkd": ("gfl", "retinanet", "cascade"),
              "bcd": ("gfl", "retinanet", "cascade"), "gid": ("gfl", "retinanet", "cascade"),
-             "ld": ("gfl",), "crosskd": ("gfl", "retinanet")}
-TWO_STAGE = ("fgd", "pkd", "gid")  # methods whose option ``two_stage`` picks upstream's setting
+             "ld": ("gfl",), "crosskd": ("gfl", "retinanet", "cascade")}
+# methods whose option ``two_stage`` picks upstream's setting (CrossKD: its RPN adaptation)
+TWO_STAGE = ("fgd", "pkd", "gid", "crosskd")
 CASES = [(m, p) for m, pairs in SUPPORTED.items() for p in pairs]
 TASK = get_task("detection")
 TASK.load_modules()
@@ -167,8 +168,9 @@ def _record(method: str, options: dict | None = None) -> dict:
 
 @pytest.mark.parametrize("method, options, pair, match", [
     ("ld", {}, "retinanet", "defined for dense heads GFLHead; the student retinanet_r50 has"),
-    ("ld", {}, "cascade", "GFLHead; the student cascade_mask_rcnn_r50 has no dense head"),
-    ("crosskd", {}, "cascade", "GFLHead, RetinaHead; the student cascade_mask_rcnn_r50 has no"),
+    ("ld", {}, "cascade", "GFLHead; the student cascade_mask_rcnn_r50 has a RPNHead"),
+    ("crosskd", {}, "cascade", "needs the student tap\\(s\\) \\['cls_feature', 'reg_feature'\\]"),
+    ("crosskd", {"two_stage": True}, "gfl", "needs the student tap\\(s\\) \\['rpn_feature'\\]"),
     ("gid", {}, "cascade", "needs the student tap\\(s\\) \\['bbox_preds', 'cls_scores'\\]"),
     ("gid", {"two_stage": True}, "gfl", "needs the student tap\\(s\\) \\['rpn_bbox_preds'"),
 ])
@@ -221,7 +223,7 @@ def test_method_trains_one_step_with_gradients_into_the_student_only(method, pai
 
 IDENTICAL = [("fgd", "gfl"), ("fgd", "cascade"), ("pkd", "retinanet"), ("skd", "gfl"),
              ("sstkd", "gfl"), ("bcd", "gfl"), ("gid", "gfl"), ("gid", "cascade"), ("ld", "gfl"),
-             ("crosskd", "gfl"), ("crosskd", "retinanet")]
+             ("crosskd", "gfl"), ("crosskd", "retinanet"), ("crosskd", "cascade")]
 
 
 @pytest.mark.parametrize("method, pair", IDENTICAL)
@@ -272,6 +274,45 @@ def test_the_reused_layers_reproduce_the_teachers_outputs_from_its_own_features(
     det = _detector("gfl_r18")
     later = branch_after(det, "bbox_head.cls_convs.1.gn")
     assert later == [det.bbox_head.cls_convs[2], det.bbox_head.cls_convs[3]]
+
+
+def test_the_rpn_crossing_reuses_the_teachers_rpn_convolutions() -> None:
+    """CrossKD on a two-stage detector: the RPN's shared conv is the crossing point (mmdet's
+    RPNHead applies its ReLU out of place); nothing lies between it and rpn_cls / rpn_reg."""
+    det, tap = _detector("cascade_mask_rcnn_r50"), taps("cascade_mask_rcnn_r50")
+    feats = det.extract_feat(_batch(1)[0])
+    rec: list[Tensor] = []
+    hook = dict(det.named_modules())[tap["rpn_feature"]].register_forward_hook(
+        lambda _m, _i, o: rec.append(o))
+    cls_scores, bbox_preds = det.rpn_head(feats)
+    hook.remove()
+    assert branch_after(det, tap["rpn_feature"]) == []
+    cls_head = remaining_layers(det, tap, "rpn_feature", "rpn_classifier")
+    reg_head = remaining_layers(det, tap, "rpn_feature", "rpn_regressor", per_level=True)
+    assert len(cls_head) == len(reg_head) == 1
+    assert (rec[0] < 0).any()  # recorded before the activation
+    for i in range(5):
+        torch.testing.assert_close(cls_head[0](torch.relu(rec[i])), cls_scores[i])
+        torch.testing.assert_close(reg_head[0](torch.relu(rec[i])), bbox_preds[i])
+
+
+def test_rpn_assignment_is_class_agnostic_over_the_sampled_anchors() -> None:
+    """The RPN assigns every box as class 0 (the box of class 2 too) and weights only the
+    anchors its random sampler drew (at most 256 an image, among the anchors inside the image:
+    mmdet's ``allowed_border`` 0); ``avg_factor`` counts them."""
+    head = _detector("cascade_mask_rcnn_r50").rpn_head
+    maps = [torch.zeros(2, 1, SIZE // s, SIZE // s) for s in (4, 8, 16, 32, 64)]
+    gt = [torch.tensor([[30.0, 20.0, 60.0, 44.0]])] * 2  # one box, of class 2
+    torch.manual_seed(0)
+    got = assign(head, maps, gt, [torch.tensor([2])] * 2, [(SIZE, SIZE)] * 2)
+    pos = torch.cat([p.reshape(-1) for p in got.positives])
+    weights = torch.cat([w.reshape(-1) for w in got.label_weights])
+    assert pos.any() and bool(weights[pos].eq(1).all())
+    assert set(weights.unique().tolist()) <= {0.0, 1.0}
+    assert 0 < got.avg_factor == float(weights.sum()) <= 2 * 256
+    priors = torch.cat(level_priors(head, maps))
+    best = box_iou(priors, gt[0]).max(1)[0]
+    assert bool((best[pos[: len(priors)]] >= 0.3).all())  # positives overlap the box
 
 
 def test_decoding_matches_the_box_coders_by_hand() -> None:

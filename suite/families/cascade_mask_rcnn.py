@@ -24,7 +24,9 @@ default, so the paper profile keeps them; a profile's ``detection:`` section low
 
 Taps: ``stages``, ``fpn``, ``rpn_cls_scores`` and ``rpn_bbox_preds`` (the RPN head's
 classification and regression convolutions, per level; one sigmoid score and four deltas per
-anchor). No RoI-level tap is declared: the student's and the teacher's RoIs are different
+anchor), ``rpn_feature`` (the RPN's shared 3x3 convolution before its activation, which mmdet's
+``RPNHead`` applies out of place: the crossing point of CrossKD on the RPN) and
+``rpn_classifier`` / ``rpn_regressor`` (the modules after it). No RoI-level tap is declared: the student's and the teacher's RoIs are different
 proposals (each network's own RPN), so their per-RoI features do not pair up without re-pooling
 one network's RoIs on the other's features, which no method of the suite does.
 """
@@ -93,4 +95,7 @@ class CascadeMaskRCNNFamily(DetectionFamily):
             "fpn": fpn_taps(fpn, FPN_STRIDES),
             "rpn_cls_scores": level_taps("rpn_head.rpn_cls", ANCHORS, FPN_STRIDES),
             "rpn_bbox_preds": level_taps("rpn_head.rpn_reg", ANCHORS * 4, FPN_STRIDES),
+            "rpn_feature": level_taps("rpn_head.rpn_conv", fpn, FPN_STRIDES),
+            "rpn_classifier": level_taps("rpn_head.rpn_cls", ANCHORS, FPN_STRIDES),
+            "rpn_regressor": level_taps("rpn_head.rpn_reg", ANCHORS * 4, FPN_STRIDES),
         }

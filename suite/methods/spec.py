@@ -23,6 +23,8 @@ FPN level or backbone stage):
 ``classifier`` / ``regressor``    the dense head's final class / box convolution (module names,
                   for losses that reuse the teacher's layers)
 ``rpn_cls_scores`` / ``rpn_bbox_preds``  a two-stage detector's RPN outputs per level
+``rpn_feature``   the RPN's shared convolution before its activation, per level
+``rpn_classifier`` / ``rpn_regressor``  the RPN's final convolutions (module names, as above)
 
 Ground truth (``Input(source="data", tap=KIND)``, :meth:`suite.tasks.Task.ground_truth`):
 segmentation ``gt_seg``; detection ``gt_boxes`` (per image n x 4, x1 y1 x2 y2 in input pixels),
@@ -39,7 +41,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 TAPS = ("logits", "head_feature", "head_feature_preact", "stages", "low_level", "fpn", "cls_scores",
-        "bbox_preds", "cls_feature", "reg_feature", "rpn_cls_scores", "rpn_bbox_preds")
+        "bbox_preds", "cls_feature", "reg_feature", "rpn_cls_scores", "rpn_bbox_preds",
+        "rpn_feature")
 TASKS = ("segmentation", "detection")
 DEFAULT_TASKS = ("segmentation",)  # what a factory that declares nothing serves
 GROUND_TRUTH = {"segmentation": ("gt_seg",), "detection": ("gt_boxes", "gt_labels", "img_shapes")}
@@ -104,8 +107,9 @@ class LossSpec:
     the distiller fills them from the probed shapes of ``channels_from`` (a tap name) and from the
     frozen teacher. A loss class with a ``teacher_kwargs(teacher, teacher_taps, inputs)``
     classmethod gets the keyword arguments it returns (frozen teacher modules it reuses, e.g.
-    the rest of a detection head); its ``TEACHER_TAPS`` lists the teacher taps that needs and
-    ``DENSE_HEADS`` the mmdet head classes it is defined for (both checked at plan time).
+    the rest of a detection head); its ``reused_taps(inputs)`` classmethod lists the teacher taps
+    that needs and ``DENSE_HEADS`` the mmdet head classes it is defined for (a two-stage
+    detector's dense head is its RPN; both checked at plan time).
     """
 
     type: str

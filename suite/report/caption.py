@@ -53,8 +53,9 @@ DETECTION_NOTE = (
     "ResNet's frozen stem and first stage (0.23 M, mmdet's frozen_stages=1) are left out; "
     "GFL-R50 / R18 count 32.44 / 19.42 M here against the paper's 43.57 / 30.57 M, 11.1 M apart "
     "in both, which no option of mmdet's GFL explains. AP^m: GFL and RetinaNet predict no "
-    "masks, so ours is n/a beside the paper's printed value. LD (RetinaNet, Cascade) and CrossKD "
-    "(Cascade) are not defined for those detectors here and are not planned."
+    "masks, so ours is n/a beside the paper's printed value. LD (RetinaNet, Cascade) is not "
+    "defined for those detectors here and is not planned; CrossKD on Cascade crosses the RPN "
+    "head (an adaptation, flagged)."
 )
 LIST_LIMIT = 20
 
