@@ -219,7 +219,7 @@ def test_config_is_mmdets_pointed_at_the_root() -> None:
     for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
         ds = cfg[key].dataset
         assert ds.data_root == "/data/coco" and ds.ann_file == shipped[key].dataset.ann_file
-        assert cfg[key].num_workers == 2 and cfg[key].persistent_workers
+        assert cfg[key].num_workers == 2 and cfg[key].persistent_workers and ds.serialize_data
     for key in ("val_evaluator", "test_evaluator"):
         ev = cfg[key]
         assert ev.type == "CocoMetric" and ev.metric == ["bbox", "segm"] and not ev.format_only
@@ -227,6 +227,7 @@ def test_config_is_mmdets_pointed_at_the_root() -> None:
     det = mmdet_dataset_config("/data/coco", (96, 120), with_mask=False)
     assert det.val_evaluator.metric == ["bbox"] and det.train_dataloader.num_workers == 0
     assert not det.train_dataloader.persistent_workers
+    assert not det.train_dataloader.dataset.serialize_data  # no workers: nothing to share
     resize = [s for s in det.train_pipeline + det.test_pipeline if s["type"] == "Resize"]
     assert [(tuple(s["scale"]), s["keep_ratio"]) for s in resize] == [((120, 96), True)] * 2
     load = next(s for s in det.train_pipeline if s["type"] == "LoadAnnotations")

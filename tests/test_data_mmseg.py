@@ -141,6 +141,22 @@ def test_voc_aug_concat_dataloader(roots: dict[str, Path]) -> None:
     assert all(tuple(x.shape) == (3, 96, 96) for x in batch["inputs"])  # cropped and padded
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_datasets_serialise_their_annotations_only_for_worker_processes(workers, roots) -> None:
+    """mmengine's ``serialize_data`` (a gc.collect() and a shared buffer) only with workers;
+    the VOC config's ConcatDataset passes it to both datasets it wraps."""
+    from mmengine.runner import Runner
+
+    cfg = mmseg_dataset_config("voc2012", roots["voc2012"], num_workers=workers)
+    assert cfg.train_dataloader.persistent_workers == (workers > 0)
+    leaves = [*_train_cfgs(cfg), cfg.val_dataloader.dataset, cfg.test_dataloader.dataset]
+    assert len(leaves) == 4 and all(d.serialize_data == (workers > 0) for d in leaves)
+    assert "serialize_data" not in cfg.train_dataloader.dataset  # the wrapper takes none
+    if workers == 0:
+        loader = Runner.build_dataloader(cfg.train_dataloader, seed=0)
+        assert not any(d.serialize_data for d in loader.dataset.datasets)
+
+
 @pytest.mark.parametrize(("name", "crop", "scale"), [("voc2012", (64, 64), (256, 64)),
                                                       ("cityscapes", (64, 128), (256, 128))])
 def test_a_crop_alone_scales_every_resize_in_proportion(name, crop, scale, roots) -> None:

@@ -67,6 +67,18 @@ def test_loss_has_task_and_weighted_distill_terms_and_grads_only_in_student(tmp_
     assert not list(model.connectors["bcd_teacher"].parameters())
 
 
+def test_train_mode_reaches_the_student_and_never_the_teacher(tmp_path):
+    model = _build(tmp_path)
+    for _ in range(2):  # eval -> train -> eval, and a teacher someone switched to train mode
+        model.eval()
+        assert not any(m.training for m in model.modules())
+        model.teacher.train()
+        model.train()
+        assert not any(m.training for m in model.teacher.modules())
+        assert all(m.training for m in model.student.modules())
+        assert all(m.training for m in model.connectors.modules())
+
+
 def test_identical_teacher_and_student_give_zero_bcd_losses(tmp_path):
     ckpt, teacher = _teacher_ckpt(tmp_path, "pspnet_r18", seed=3)
     model = _build(tmp_path, student="pspnet_r18", teacher="pspnet_r18", ckpt=ckpt)

@@ -17,12 +17,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from suite.data.loader_workers import set_loader_workers
 from suite.errors import SpecError
 
 #: mmdet config names of the two COCO base configs.
 INSTANCE_CONFIG = "mmdet::_base_/datasets/coco_instance.py"
 DETECTION_CONFIG = "mmdet::_base_/datasets/coco_detection.py"
-_DATALOADERS = ("train_dataloader", "val_dataloader", "test_dataloader")
 _EVALUATORS = ("val_evaluator", "test_evaluator")
 
 
@@ -62,7 +62,8 @@ def mmdet_dataset_config(
             ``scale=(1333, 800)``, i.e. ``input_size=(800, 1333)`` (a 640x480 COCO image
             becomes 1067x800); a generated dataset of ``(h, w)`` images with
             ``input_size=(h, w)`` is left at its size, and ``(2h, 2w)`` doubles it.
-        num_workers: Workers of every dataloader (``persistent_workers`` only when > 0).
+        num_workers: Workers of every dataloader (``persistent_workers`` and the datasets'
+            ``serialize_data`` only when > 0: :mod:`suite.data.loader_workers`).
         with_mask: ``coco_instance.py`` (masks loaded, metric ``['bbox', 'segm']``) when true,
             else ``coco_detection.py`` (metric ``['bbox']``).
 
@@ -85,9 +86,7 @@ def mmdet_dataset_config(
     cfg.data_root = data_root
     for key in list(cfg.keys()):
         _rewrite(cfg[key], data_root, (width, height))
-    for key in _DATALOADERS:
-        cfg[key]["num_workers"] = num_workers
-        cfg[key]["persistent_workers"] = num_workers > 0
+    set_loader_workers(cfg, num_workers)
     val_ann = cfg.val_dataloader.dataset.ann_file
     for key in _EVALUATORS:
         cfg[key]["ann_file"] = os.path.join(data_root, val_ann)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from suite.data.generate import _find_marker
+from suite.data.loader_workers import set_loader_workers
 from suite.data.registry import DATASETS, resolve_name
 
 
@@ -84,8 +85,8 @@ def mmseg_dataset_config(
     paper protocol at a smaller size. With neither, both default to :func:`default_sizes` of the
     generated image size when ``data_root`` holds a generated dataset (its ``.complete``
     marker), else stay mmseg's.
-    ``num_workers`` (if given) is set on every dataloader, with ``persistent_workers`` off
-    when it is 0.
+    ``num_workers`` (if given) is set on every dataloader, with ``persistent_workers`` and the
+    datasets' ``serialize_data`` off when it is 0 (:mod:`suite.data.loader_workers`).
     """
     from mmengine.config import Config
 
@@ -107,8 +108,5 @@ def mmseg_dataset_config(
         _rewrite(cfg[key], root, None if scale is None else tuple(scale),
                  None if crop_size is None else tuple(crop_size))
     if num_workers is not None:
-        for key in ("train_dataloader", "val_dataloader", "test_dataloader"):
-            if key in cfg:
-                cfg[key]["num_workers"] = num_workers
-                cfg[key]["persistent_workers"] = num_workers > 0
+        set_loader_workers(cfg, num_workers)
     return cfg

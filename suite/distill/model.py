@@ -276,8 +276,16 @@ class DistillationModel(BaseModel):
 
     # ------------------------------------------------------------------ training state
     def train(self, mode: bool = True) -> DistillationModel:
-        super().train(mode)
-        self.teacher.eval()  # the teacher is frozen: BN statistics and dropout stay in eval mode
+        """Student, connectors and losses to ``mode``; the teacher stays in eval mode (frozen:
+        BN statistics and dropout). mmengine's loop calls this every iteration: the teacher,
+        whose mode only changes through its own root, is walked only when that root says it
+        left eval mode (two walks of a ResNet-101 teacher cost ~8 ms an iteration on a CPU)."""
+        self.training = mode
+        for child in self.children():
+            if child is not self.teacher:
+                child.train(mode)
+        if self.teacher.training:
+            self.teacher.eval()
         return self
 
     def set_progress(self, iteration: int, max_iters: int) -> None:
