@@ -107,7 +107,33 @@ def width_adapter(student_channels: int, teacher_channels: int) -> nn.Module:
     return nn.Conv2d(student_channels, teacher_channels, 1)
 
 
-class TeacherClassifierMixin:
+def teacher_classifier_module(teacher: nn.Module, taps: Mapping[str, Any]) -> nn.Module:
+    """The teacher's classifier: the module of its ``classifier`` tap (``decode_head.conv_seg``
+    for mmseg heads), else of its ``logits`` tap."""
+    name = taps.get("classifier", taps.get("logits"))
+    modules = dict(teacher.named_modules())
+    if not isinstance(name, str) or name not in modules:
+        raise ValueError(f"the loss reuses the teacher's classifier; the teacher declares no "
+                         f"classifier tap (taps: {sorted(taps)})")
+    return modules[name]
+
+
+class ReusesTeacherClassifier:
+    """A loss built with the frozen teacher's classifier (``teacher_classifier=``): the
+    distiller fills it through :meth:`teacher_kwargs`, as it fills any teacher module a loss
+    reuses, and the plan checks that the teacher declares the tap (:meth:`reused_taps`)."""
+
+    @classmethod
+    def teacher_kwargs(cls, teacher: nn.Module, taps: Mapping[str, Any],
+                       inputs: Mapping[str, Any]) -> dict[str, Any]:
+        return {"teacher_classifier": teacher_classifier_module(teacher, taps)}
+
+    @classmethod
+    def reused_taps(cls, inputs: Mapping[str, Any]) -> tuple[str, ...]:
+        return ("classifier",)
+
+
+class TeacherClassifierMixin(ReusesTeacherClassifier):
     """Holds the frozen teacher classifier (``decode_head.conv_seg``) out of the module tree.
 
     Kept in a tuple, so it is neither trained through the loss's parameters nor saved in its

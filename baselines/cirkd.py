@@ -61,6 +61,7 @@ from torch import Tensor, nn
 
 from baselines._common import (
     IGNORE_INDEX,
+    ReusesTeacherClassifier,
     align_to_teacher,
     prefixed,
     resize_gt,
@@ -102,7 +103,7 @@ class MiniBatchPixelPairLoss(nn.Module):
 
 
 @LOSSES.register_module(name="cirkd_memory")
-class MemoryContrastLoss(nn.Module):
+class MemoryContrastLoss(ReusesTeacherClassifier, nn.Module):
     """Pixel-to-pixel and pixel-to-region contrast against class queues of teacher embeddings.
 
     Returns ``loss_weight * (pixel_weight * L_pixel + region_weight * L_region)``; the factory

@@ -3,16 +3,15 @@
 A method serves some tasks (:func:`suite.methods.spec.serves`); a table of another task is an
 error naming those it supports. A method names the taps it reads on each side (its losses'
 inputs and its connectors' sources); each must be one the model's family declares
-(:mod:`suite.families`). A loss that reuses the teacher's classifier (CrossKD, C2VKD) needs a
-``classifier`` tap on the teacher; a loss whose class names teacher modules it reuses
-(``reused_taps(inputs)``) needs those taps; a loss whose class lists ``DENSE_HEADS`` (mmdet head
-classes: LD needs GFL's box distributions) needs a student and a teacher whose dense head (a
-two-stage detector's: its RPN head) is one of them.
+(:mod:`suite.families`). A loss whose class names teacher modules it reuses
+(``reused_taps(inputs)``: the classifier for CrossKD, CIRKD and C2VKD, the rest of a detection
+head for detection CrossKD) needs those taps on the teacher; a loss whose class lists
+``DENSE_HEADS`` (mmdet head classes: LD needs GFL's box distributions) needs a student and a
+teacher whose dense head (a two-stage detector's: its RPN head) is one of them.
 """
 
 from __future__ import annotations
 
-import inspect
 from functools import lru_cache
 from typing import Any
 
@@ -47,11 +46,6 @@ def _loss_classes(method: dict[str, Any]) -> dict[str, type]:
     from suite.methods.catalog import loss_class
 
     return {name: loss_class(loss["type"]) for name, loss in (method.get("losses") or {}).items()}
-
-
-def _reuses_classifier(method: dict[str, Any]) -> list[str]:
-    return [name for name, cls in _loss_classes(method).items()
-            if "teacher_classifier" in inspect.signature(cls).parameters]
 
 
 @lru_cache(maxsize=64)
@@ -102,11 +96,6 @@ def check_method_taps(method: dict[str, Any], student: str, teacher: str, where:
             raise SpecError(f"{where}: method {method.get('name', '?')!r} needs the {side} tap(s) "
                             f"{missing}, which {models[side]} does not have; it has "
                             f"{sorted(offered[side])}")
-    if "classifier" not in offered["teacher"]:
-        users = _reuses_classifier(method)
-        if users:
-            raise SpecError(f"{where}: loss(es) {users} of method {method.get('name', '?')!r} "
-                            f"reuse the teacher's classifier; {teacher} declares none")
     for loss, cls in _loss_classes(method).items():
         reused = getattr(cls, "reused_taps", None)
         inputs = {k: Input(**v) for k, v in

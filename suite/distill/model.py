@@ -257,22 +257,13 @@ class DistillationModel(BaseModel):
                 kwargs.setdefault("student_channels", s_ch)
             if "teacher_channels" in params:
                 kwargs.setdefault("teacher_channels", t_ch)
-        if "teacher_classifier" in params:
-            kwargs["teacher_classifier"] = self._teacher_classifier()
         reuse = getattr(cls, "teacher_kwargs", None)
-        if callable(reuse):  # frozen teacher modules the loss reuses (a detection head's layers)
-            kwargs.update(reuse(self.teacher, self.teacher_taps, spec.inputs))
+        if callable(reuse):  # frozen teacher modules the loss reuses (classifier, head layers)
+            try:
+                kwargs.update(reuse(self.teacher, self.teacher_taps, spec.inputs))
+            except ValueError as exc:
+                raise SuiteError(f"method {self.method_name!r}: {exc}") from exc
         return build_loss(spec.type, **kwargs)
-
-    def _teacher_classifier(self) -> nn.Module:
-        """The teacher's classifier module (its ``classifier`` tap; the ``logits`` tap's module
-        when the model declares no separate one)."""
-        name = self.teacher_taps.get("classifier", self.teacher_taps.get("logits"))
-        modules = dict(self.teacher.named_modules())
-        if not isinstance(name, str) or name not in modules:
-            raise SuiteError(f"method {self.method_name!r} reuses the teacher's classifier; the "
-                             f"teacher declares no classifier tap (taps: {sorted(self.teacher_taps)})")
-        return modules[name]
 
     # ------------------------------------------------------------------ training state
     def train(self, mode: bool = True) -> DistillationModel:

@@ -103,11 +103,10 @@ class LossSpec:
     """One distillation loss: registry name, weight and keyword arguments, forward mapping.
 
     ``inputs`` maps the loss's ``forward`` argument names to :class:`Input`. If the loss class's
-    ``__init__`` accepts ``student_channels`` / ``teacher_channels`` / ``teacher_classifier``,
-    the distiller fills them from the probed shapes of ``channels_from`` (a tap name) and from the
-    frozen teacher. A loss class with a ``teacher_kwargs(teacher, teacher_taps, inputs)``
-    classmethod gets the keyword arguments it returns (frozen teacher modules it reuses, e.g.
-    the rest of a detection head); its ``reused_taps(inputs)`` classmethod lists the teacher taps
+    ``__init__`` accepts ``student_channels`` / ``teacher_channels``, the distiller fills them
+    from the probed shapes of ``channels_from`` (a tap name). A loss class with a
+    ``teacher_kwargs(teacher, teacher_taps, inputs)`` classmethod gets the keyword arguments it
+    returns (frozen teacher modules it reuses: the classifier, the rest of a detection head); its ``reused_taps(inputs)`` classmethod lists the teacher taps
     that needs and ``DENSE_HEADS`` the mmdet head classes it is defined for (a two-stage
     detector's dense head is its RPN; both checked at plan time).
     """
