@@ -152,6 +152,12 @@ render() {  # render TEMPLATE KEY=VALUE... ; substitutes @KEY@ in bash (no value
     printf '%s\n' "$text"
 }
 
+machine_cpus() {  # the CPUs this machine gives us; GNU nproc also obeys OMP_NUM_THREADS (which
+    # the suite's workers set to 1), and a node configured with fewer CPUs than slurmd finds
+    # cannot take a multi-rank job
+    env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc
+}
+
 real_memory_mb() {  # MemTotal in MiB, less 5% (slurmd drains a node reporting less than RealMemory)
     local kb
     kb=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo)
@@ -226,7 +232,7 @@ SQL
 
 write_configs() {  # write_configs PASSWORD
     local tmp
-    render "$HERE/slurm.conf.in" CLUSTER_NAME="$CLUSTER_NAME" CPUS="$(nproc)" \
+    render "$HERE/slurm.conf.in" CLUSTER_NAME="$CLUSTER_NAME" CPUS="$(machine_cpus)" \
         REAL_MEMORY_MB="$(real_memory_mb)" >"$ETC_SLURM/slurm.conf.tmp"
     chmod 644 "$ETC_SLURM/slurm.conf.tmp"
     mv -f "$ETC_SLURM/slurm.conf.tmp" "$ETC_SLURM/slurm.conf"

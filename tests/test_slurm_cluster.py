@@ -150,6 +150,13 @@ def test_local_profile_matches_cluster(cluster):
     assert prof["max_array_size"] <= max_array - 1
 
 
+def test_node_offers_every_cpu_of_the_machine(cluster):
+    """The node's CPU count is the machine's, whatever OMP_NUM_THREADS the cluster was started
+    under (GNU nproc obeys it; a 1-CPU node cannot take the 2-rank DDP job)."""
+    cpus = {int(c) for c in _run("sinfo", "-h", "-N", "-n", "localhost", "-o", "%c").split()}
+    assert cpus == {len(os.sched_getaffinity(0))}
+
+
 def test_job_array_all_tasks_succeed(cluster, tmp_path):
     executor = make_executor(tmp_path / "logs")
     jobs = executor.map_array(square_and_report, range(4))
