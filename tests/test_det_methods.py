@@ -310,9 +310,14 @@ def test_rpn_assignment_is_class_agnostic_over_the_sampled_anchors() -> None:
     assert pos.any() and bool(weights[pos].eq(1).all())
     assert set(weights.unique().tolist()) <= {0.0, 1.0}
     assert 0 < got.avg_factor == float(weights.sum()) <= 2 * 256
+    # by hand, per image: max-IoU among the anchors inside the image (IoU >= 0.7, or the box's
+    # best anchors when their IoU reaches 0.3), the sampler keeping every one of these few
     priors = torch.cat(level_priors(head, maps))
-    best = box_iou(priors, gt[0]).max(1)[0]
-    assert bool((best[pos[: len(priors)]] >= 0.3).all())  # positives overlap the box
+    inside = (priors[:, :2] >= 0).all(1) & (priors[:, 2:] < SIZE).all(1)
+    iou = box_iou(priors, gt[0])[:, 0].where(inside, torch.tensor(-1.0))
+    expect = inside & ((iou >= 0.7) | ((iou == iou.max()) & (iou >= 0.3)))
+    for i in range(2):
+        assert torch.equal(torch.cat([p[i] for p in got.positives]), expect)
 
 
 def test_decoding_matches_the_box_coders_by_hand() -> None:
