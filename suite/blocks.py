@@ -16,6 +16,12 @@ is one block. Per block:
 
 A row is run once per student of its block; in a block with several students a row's name
 must tell them apart (``{student}``). Within a block, (row name, method) identifies a row.
+
+A row may name its own ``teacher`` and/or ``student`` model: a method defined only on a variant
+of the block's detectors (LD distils box distributions, so its RetinaNet row runs on RetinaGFL)
+runs there, once, with that teacher (trained in a cell of its own) and that student. Such a row
+is reported against a baseline of the same student, which the block lists as a row of its own
+(``{row: student_retinagfl, student: retinagfl_r50}``).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from typing import Any
 
 from suite.errors import SpecError
 
-ROW_KEYS = {"row", "method", "options", "columns"}
+ROW_KEYS = {"row", "method", "options", "columns", "teacher", "student"}
 BLOCK_KEYS = {"dataset", "datasets", "teacher", "student", "students", "rows", "title"}
 FLAT_KEYS = ("datasets", "teacher", "student", "rows")
 
@@ -44,12 +50,28 @@ class Block:
 
     def row_name(self, row: dict[str, Any], student: str) -> str:
         """The row's name for one student (``{student}`` and ``{teacher}`` filled in)."""
-        return str(row["row"]).replace("{student}", student).replace("{teacher}", self.teacher)
+        return str(row["row"]).replace("{student}", student).replace(
+            "{teacher}", self.row_teacher(row))
+
+    def row_teacher(self, row: dict[str, Any]) -> str:
+        """The teacher a row distils from: its own ``teacher``, else the block's."""
+        return str(row.get("teacher") or self.teacher)
+
+    def row_students(self, row: dict[str, Any]) -> tuple[str, ...]:
+        """The students a row runs for: its own ``student``, else the block's."""
+        return (str(row["student"]),) if row.get("student") else self.students
+
+    @property
+    def teachers(self) -> list[str]:
+        """The block's teacher, then the rows' own teachers, each once."""
+        return list(dict.fromkeys([self.teacher, *(self.row_teacher(r) for r in self.rows
+                                                   if r.get("method"))]))
 
     @property
     def models(self) -> list[str]:
-        """The teacher and the students, each once."""
-        return list(dict.fromkeys([self.teacher, *self.students]))
+        """The teachers and the students (the rows' own included), each once."""
+        students = [s for r in self.rows for s in self.row_students(r)]
+        return list(dict.fromkeys([*self.teachers, *self.students, *students]))
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -111,7 +133,13 @@ def _check_rows(block: Block, path: Path | str) -> None:
         extra = set(row) - ROW_KEYS
         if extra:
             raise SpecError(f"{path}: row {row['row']!r} has unknown keys {sorted(extra)}")
-        for student in block.students:
+        for key in ("teacher", "student"):
+            if key in row and not (isinstance(row[key], str) and row[key]):
+                raise SpecError(f"{path}: row {row['row']!r}: {key!r} must be a model name")
+        if "teacher" in row and not row.get("method"):
+            raise SpecError(f"{path}: row {row['row']!r} names a teacher but no method to "
+                            f"distil with")
+        for student in block.row_students(row):
             key = (block.row_name(row, student), row.get("method"))
             if key in seen:
                 hint = (" (a block with several students needs '{student}' in its row names)"

@@ -256,11 +256,12 @@ def expand(
         plan.pretrain([m for b in blocks for m in b.models])  # detection table starts from scratch
     for block in blocks:
         for dataset in block.datasets:
-            teacher = plan.teacher(block, dataset)
+            teachers = {model: plan.teacher(block, dataset, model) for model in block.teachers}
             for seed in range(seeds):
                 for row in block.rows:
-                    for student in block.students:
-                        plan.student(block, dataset, seed, row, student, teacher)
+                    for student in block.row_students(row):
+                        plan.student(block, dataset, seed, row, student,
+                                     teachers[block.row_teacher(row)])
     return plan.cells()
 
 
@@ -299,8 +300,10 @@ class _Expansion:
             into.append(cell)
         return cell
 
-    def teacher(self, block: Block, dataset: str) -> Cell:
-        model = block.teacher
+    def teacher(self, block: Block, dataset: str, model: str) -> Cell:
+        """The teacher cell of ``model``: row ``teacher`` for the block's own teacher,
+        ``teacher_<model>`` for a row's own (:mod:`suite.blocks`)."""
+        row = "teacher" if model == block.teacher else f"teacher_{model}"
         tcfg = self._config(dataset, model, "teacher", 0)
         ckpt = self.ckpts.get(f"{dataset}/{model}")
         tdeps = [] if ckpt else self._init_from(tcfg, model)
@@ -308,7 +311,7 @@ class _Expansion:
             if not Path(ckpt).is_file():
                 raise SuiteError(f"teacher checkpoint for {dataset}/{model} not found: {ckpt}")
             tcfg["import_checkpoint"] = str(Path(ckpt).resolve())
-        return self._add(self.teachers, Cell(cell_id(tcfg), tcfg, self.table, "teacher",
+        return self._add(self.teachers, Cell(cell_id(tcfg), tcfg, self.table, row,
                                              block=block.index, depends_on=tdeps))
 
     def student(self, block: Block, dataset: str, seed: int, row: dict[str, Any], student: str,
@@ -324,11 +327,11 @@ class _Expansion:
                 cfg["method"] = resolve_method(method, options, cfg["task"])
             except (KeyError, ValueError, TypeError) as exc:
                 raise SpecError(f"table {self.table} row {name!r}: {exc}") from exc
-            check_method_taps(cfg["method"], student, block.teacher,
+            check_method_taps(cfg["method"], student, teacher.config["model"],
                               f"table {self.table} row {name!r}")
             cfg["method_name"] = method
             cfg["method_options"] = options
-            cfg["teacher"] = {"model": block.teacher, "cell": teacher.id}
+            cfg["teacher"] = {"model": teacher.config["model"], "cell": teacher.id}
             deps.append(teacher.id)
         self._add(self.others, Cell(cell_id(cfg), cfg, self.table, name, block=block.index,
                                     columns=row.get("columns") or {}, depends_on=deps))

@@ -187,6 +187,49 @@ def test_ld_is_mmdets_ldhead_loss() -> None:
     assert loss(same, same, c_s).item() == pytest.approx(0, abs=1e-12)
 
 
+def test_ld_with_several_anchors_and_class_kd_is_the_retinanet_recipe() -> None:
+    """LDRetinaHead's semantics: A anchors a location, each with 4 edge distributions and C
+    class logits; LD weighted by the student's best class score; class KD (softmax over the
+    classes, T^2, mean over classes) summed over a level's positives / their count."""
+    reg_max, tau, tau_c, anchors, classes = 3, 10.0, 8.0, 2, 3
+    b_s = [_randn(1, anchors * 4 * (reg_max + 1), 2, 3, seed=1)]
+    b_t = [_randn(1, anchors * 4 * (reg_max + 1), 2, 3, seed=2)]
+    c_s = [_randn(1, anchors * classes, 2, 3, seed=3)]
+    c_t = [_randn(1, anchors * classes, 2, 3, seed=4)]
+    pos = [torch.tensor([[1, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0]], dtype=torch.bool)]
+    loss = LDLoss(T=tau, reg_max=reg_max, loss_weight=5.0, cls_weight=10.0, cls_T=tau_c)
+    out = loss(b_s, b_t, c_s, pos, cls_scores_T=c_t)
+    s_ref = _leaf(b_s[0])
+    cs_ref = _leaf(c_s[0])
+    ld = kd = 0.0
+    n_pos = int(pos[0].sum())
+    for y in range(2):
+        for x in range(3):
+            for a in range(anchors):
+                if not pos[0][0, (y * 3 + x) * anchors + a]:
+                    continue
+                cls = slice(a * classes, (a + 1) * classes)
+                w = _sigmoid(c_s[0][0, cls, y, x].detach()).max()
+                for e in range(4):
+                    start = (a * 4 + e) * (reg_max + 1)
+                    sl = slice(start, start + reg_max + 1)
+                    p = ref_softmax(b_t[0][0, sl, y, x].detach() / tau, 0)
+                    q = ref_softmax(s_ref[0, sl, y, x] / tau, 0)
+                    ld = ld + 5.0 * w * (p * (p.log() - q.log())).mean() * tau**2 / (4 + _EPS)
+                p = ref_softmax(c_t[0][0, cls, y, x].detach() / tau_c, 0)
+                q = ref_softmax(cs_ref[0, cls, y, x] / tau_c, 0)
+                kd = kd + 10.0 * (p * (p.log() - q.log())).mean() * tau_c**2 / (n_pos + _EPS)
+    assert out.item() == pytest.approx((ld + kd).item(), rel=1e-9)
+    out.backward()
+    (ld + kd).backward()
+    assert torch.allclose(b_s[0].grad, s_ref.grad, atol=1e-12)
+    assert torch.allclose(c_s[0].grad, cs_ref.grad, atol=1e-12)
+    assert b_t[0].grad is None and c_t[0].grad is None
+    same_b, same_c = [b_t[0].detach()], [c_t[0].detach()]
+    assert loss(same_b, same_b, same_c, pos, cls_scores_T=same_c).item() == pytest.approx(
+        0, abs=1e-12)
+
+
 # ------------------------------------------------------------------ CrossKD (crosskd_gfl.py)
 def _align_official(x: Tensor, ref: Tensor) -> Tensor:
     out = torch.empty_like(x)

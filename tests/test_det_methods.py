@@ -34,11 +34,14 @@ from suite.tasks import get_task
 
 WIDTH, SIZE, CLASSES = 0.125, 64, 3
 PAIRS = {"gfl": ("gfl_r18", "gfl_r50"), "retinanet": ("retinanet_r50", "retinanet_r101"),
-         "cascade": ("cascade_mask_rcnn_r50", "cascade_mask_rcnn_r101")}
+         "cascade": ("cascade_mask_rcnn_r50", "cascade_mask_rcnn_r101"),
+         # the box-distribution variants LD's RetinaNet and two-stage recipes run on
+         "retinagfl": ("retinagfl_r50", "retinagfl_r101"),
+         "cascade_gfl": ("cascade_mask_rcnn_rpngfl_r50", "cascade_mask_rcnn_rpngfl_r101")}
 SUPPORTED = {"fgd": ("gfl", "retinanet", "cascade"), "pkd": ("gfl", "retinanet", "cascade"),
              "skd": ("gfl", "retinanet", "cascade"), "sstkd": ("gfl", "retinanet", "cascade"),
              "bcd": ("gfl", "retinanet", "cascade"), "gid": ("gfl", "retinanet", "cascade"),
-             "ld": ("gfl",), "crosskd": ("gfl", "retinanet", "cascade")}
+             "ld": ("gfl", "retinagfl", "cascade_gfl"), "crosskd": ("gfl", "retinanet", "cascade")}
 # methods whose option ``two_stage`` picks upstream's setting (CrossKD: its RPN adaptation)
 TWO_STAGE = ("fgd", "pkd", "gid", "crosskd")
 CASES = [(m, p) for m, pairs in SUPPORTED.items() for p in pairs]
@@ -46,7 +49,12 @@ TASK = get_task("detection")
 TASK.load_modules()
 
 
+LD_RECIPES = {"gfl": "gfl", "retinagfl": "retinanet", "cascade_gfl": "two_stage"}
+
+
 def _options(method: str, pair: str) -> dict:
+    if method == "ld":
+        return {"recipe": LD_RECIPES[pair]}
     return {"two_stage": True} if pair == "cascade" and method in TWO_STAGE else {}
 
 
@@ -169,6 +177,13 @@ def _record(method: str, options: dict | None = None) -> dict:
 @pytest.mark.parametrize("method, options, pair, match", [
     ("ld", {}, "retinanet", "defined for dense heads GFLHead; the student retinanet_r50 has"),
     ("ld", {}, "cascade", "GFLHead; the student cascade_mask_rcnn_r50 has a RPNHead"),
+    ("ld", {}, "retinagfl", "GFLHead; the student retinagfl_r50 has a TapRetinaGFLHead"),
+    ("ld", {"recipe": "retinanet"}, "retinanet",
+     "defined for dense heads TapRetinaGFLHead; the student retinanet_r50 has a TapRetinaHead"),
+    ("ld", {"recipe": "two_stage"}, "cascade",
+     "defined for dense heads RPNGFLHead; the student cascade_mask_rcnn_r50 has a RPNHead"),
+    ("ld", {"recipe": "retinanet"}, "cascade_gfl", "TapRetinaGFLHead; the student "
+     "cascade_mask_rcnn_rpngfl_r50 has a RPNGFLHead"),
     ("crosskd", {}, "cascade", "needs the student tap\\(s\\) \\['cls_feature', 'reg_feature'\\]"),
     ("crosskd", {"two_stage": True}, "gfl", "needs the student tap\\(s\\) \\['rpn_feature'\\]"),
     ("gid", {}, "cascade", "needs the student tap\\(s\\) \\['bbox_preds', 'cls_scores'\\]"),
@@ -223,6 +238,7 @@ def test_method_trains_one_step_with_gradients_into_the_student_only(method, pai
 
 IDENTICAL = [("fgd", "gfl"), ("fgd", "cascade"), ("pkd", "retinanet"), ("skd", "gfl"),
              ("sstkd", "gfl"), ("bcd", "gfl"), ("gid", "gfl"), ("gid", "cascade"), ("ld", "gfl"),
+             ("ld", "retinagfl"), ("ld", "cascade_gfl"),
              ("crosskd", "gfl"), ("crosskd", "retinanet"), ("crosskd", "cascade")]
 
 
@@ -402,3 +418,24 @@ def test_crosskd_box_term_is_the_score_weighted_giou_of_decoded_boxes() -> None:
     torch.testing.assert_close(out.detach(), ref, rtol=1e-5, atol=1e-6)
     out.backward()
     assert all(f.grad is not None for f in f_s) and layer.weight.grad is None
+
+
+def test_ld_recipes_take_the_upstream_configs_weights_and_taps() -> None:
+    specs = {r: build_method("ld", {"recipe": r}, task="detection") for r in
+             ("gfl", "retinanet", "two_stage")}
+    losses = {r: s.losses["loss_ld"] for r, s in specs.items()}
+    assert {r: (loss.type, loss.weight, loss.kwargs["T"]) for r, loss in losses.items()} == {
+        "gfl": ("det_ld", 0.25, 10.0), "retinanet": ("det_ld_retina", 5.0, 10.0),
+        "two_stage": ("det_ld_rpn", 1.0, 10.0)}
+    assert losses["retinanet"].kwargs["cls_weight"] == 10.0
+    assert losses["retinanet"].kwargs["cls_T"] == 8.0
+    assert losses["retinanet"].inputs["cls_scores_T"].tap == "cls_scores"
+    assert "cls_weight" not in losses["gfl"].kwargs and "cls_scores_T" not in losses["gfl"].inputs
+    assert losses["two_stage"].inputs["preds_S"].tap == "rpn_bbox_preds"
+    assert losses["two_stage"].inputs["cls_scores_S"].tap == "rpn_cls_scores"
+    assert not specs["gfl"].reimplementation
+    assert specs["retinanet"].reimplementation and specs["two_stage"].reimplementation
+    assert build_method("ld", {"recipe": "retinanet", "weight": 2.0},
+                        task="detection").losses["loss_ld"].weight == 2.0
+    with pytest.raises(ValueError, match="unknown recipe 'faster'; valid: gfl, retinanet"):
+        build_method("ld", {"recipe": "faster"}, task="detection")

@@ -49,7 +49,10 @@ def check_taps(recorder: ModuleOutputsRecorder, specs: dict) -> None:
 
 
 def test_the_six_table5_models_are_detection_families():
-    assert DETECTORS == ["cascade_mask_rcnn_r101", "cascade_mask_rcnn_r50", "gfl_r18", "gfl_r50",
+    # and the GFL-distribution variants LD distils (RetinaGFL, the GFL RPN)
+    assert DETECTORS == ["cascade_mask_rcnn_r101", "cascade_mask_rcnn_r50",
+                         "cascade_mask_rcnn_rpngfl_r101", "cascade_mask_rcnn_rpngfl_r50",
+                         "gfl_r18", "gfl_r50", "retinagfl_r101", "retinagfl_r50",
                          "retinanet_r101", "retinanet_r50"]
     assert {f.name for f in FAMILIES.values() if f.task == "detection"} == {
         "gfl", "retinanet", "cascade_mask_rcnn"}

@@ -242,3 +242,33 @@ def test_minimal_frame_with_few_columns():
     extra = lay.cell(_row(lay, "bcd"), "miou")
     assert (extra.status, extra.n, extra.n_expected) == ("partial", 1, 2)  # unknown -> missing
     assert extra.delta == pytest.approx(4.0)
+
+
+def test_a_row_on_its_own_models_has_its_delta_over_its_own_student():
+    """Table V's LD on RetinaNet runs on RetinaGFL: its Δ is over the RetinaGFL student (a row
+    not in the paper), the paper's Δ stays over the paper's student; the row's teacher and
+    student show as teacher/student rows with their models."""
+    def rows(row, values, model, method="none", teacher="retinanet_r101", **extra):
+        return result_rows("table5", row, "coco2017", values, method=method, block=2,
+                           metric="ap_box", model=model, teacher_model=teacher, **extra)
+
+    df = pd.concat([
+        rows("student", [30.0], "retinanet_r50"),
+        rows("pkd", [31.0], "retinanet_r50", method="pkd"),
+        rows("teacher_retinagfl_r101", [36.0], "retinagfl_r101", teacher="retinagfl_r101"),
+        rows("student_retinagfl", [32.0], "retinagfl_r50"),
+        rows("ld", [33.5], "retinagfl_r50", method="ld", teacher="retinagfl_r101"),
+    ], ignore_index=True)
+    lay = build_layout("table5", df)
+    ld, pkd = lay.cell(_row(lay, "ld", 2), "ap_box"), lay.cell(_row(lay, "pkd", 2), "ap_box")
+    assert ld.delta == pytest.approx(1.5) and pkd.delta == pytest.approx(1.0)
+    assert ld.paper_delta == pytest.approx(37.8 - 37.4)
+    extra = {r.key: r for r in lay.rows if r.extra}
+    assert (extra["teacher_retinagfl_r101"].kind, extra["student_retinagfl"].kind) == \
+        ("teacher", "student")
+    assert extra["student_retinagfl"].ref.label == "Student: RetinaGFL-R50"
+    own = lay.cell(_row(lay, "student_retinagfl", 2), "ap_box")
+    assert own.has_value and math.isnan(own.delta)
+    notes = " ".join(footnotes(lay))
+    assert "over a row's own student" in notes and "LD" in notes
+    assert "over Student: RetinaGFL-R50" in notes

@@ -97,3 +97,39 @@ def test_blocks_and_the_flat_form_do_not_mix():
         validate_table({"name": "x", "task": "segmentation", "teacher": "pspnet_r101",
                         "blocks": [{"dataset": "voc2012", "teacher": "pspnet_r101",
                                     "student": "pspnet_r18", "rows": []}]}, "x.yaml")
+
+
+def test_a_row_may_run_on_its_own_teacher_and_student(tables):
+    spec = {"name": "own", "task": "segmentation", "blocks": [
+        {"dataset": "voc2012", "teacher": "pspnet_r101", "student": "pspnet_r18", "rows": [
+            {"row": "student"}, {"row": "kd", "method": "kd"},
+            {"row": "kd_dlv3", "method": "kd", "teacher": "deeplabv3plus_r101",
+             "student": "deeplabv3plus_r18"},
+            {"row": "student_dlv3", "student": "deeplabv3plus_r18"}]}]}
+    _write(tables, "own", spec)
+    block = table_blocks(load_table("own"))[0]
+    assert block.teachers == ["pspnet_r101", "deeplabv3plus_r101"]
+    assert block.models == ["pspnet_r101", "deeplabv3plus_r101", "pspnet_r18", "deeplabv3plus_r18"]
+    cells = {c.row: c for c in expand("own", "smoke")}
+    assert set(cells) == {"teacher", "teacher_deeplabv3plus_r101", "student", "kd", "kd_dlv3",
+                          "student_dlv3"}
+    own_teacher = cells["teacher_deeplabv3plus_r101"]
+    assert own_teacher.role == "teacher" and own_teacher.config["model"] == "deeplabv3plus_r101"
+    kd = cells["kd_dlv3"]
+    assert kd.config["model"] == "deeplabv3plus_r18"
+    assert kd.config["teacher"] == {"model": "deeplabv3plus_r101", "cell": own_teacher.id}
+    assert own_teacher.id in kd.depends_on
+    assert cells["kd"].config["teacher"]["model"] == "pspnet_r101"
+    assert cells["student_dlv3"].config["model"] == "deeplabv3plus_r18"
+
+
+@pytest.mark.parametrize("row, match", [
+    ({"row": "x", "teacher": "pspnet_r50"}, "names a teacher but no method"),
+    ({"row": "x", "method": "kd", "student": 3}, "'student' must be a model name"),
+    ({"row": "x", "method": "kd", "teacher": "nonet"}, "unknown model 'nonet'"),
+])
+def test_bad_row_models_are_named(row, match):
+    with pytest.raises(SpecError, match=match):
+        validate_table({"name": "x", "task": "segmentation", "blocks": [
+            {"dataset": "voc2012", "teacher": "pspnet_r101", "student": "pspnet_r18",
+             "rows": [row]}]}, "x.yaml")

@@ -14,12 +14,18 @@ family                 models                                            source
 ``hrnet_seg``          hrnet (HRNetV2-W48 + FCN; Table II, without KD)   mmseg configs
 ``gfl``                gfl_r50, gfl_r18 (detection)                      mmdet configs
 ``retinanet``          retinanet_r50, retinanet_r101 (detection)         mmdet configs
+                       retinagfl_r50, retinagfl_r101 (RetinaNet with     mmdet configs,
+                       GFL box distributions: LD's RetinaGFL)            head re-impl.
 ``cascade_mask_rcnn``  cascade_mask_rcnn_r50, cascade_mask_rcnn_r101     mmdet configs
                        (detection, instance masks)
+                       cascade_mask_rcnn_rpngfl_r50, _rpngfl_r101        mmdet configs,
+                       (GFL box distributions in the RPN: LD's RPN-GFL)  head re-impl.
 =====================  ================================================  ==============
 
 Each family names its task (:attr:`Family.task`: ``segmentation`` or ``detection``); the
-detection families share :mod:`suite.families.det_base`.
+detection families share :mod:`suite.families.det_base`. The GFL-distribution heads of
+RetinaGFL and of the GFL RPN are re-implemented for mmdet 3 (:mod:`suite.nets.distribution_heads`)
+from LD's authors' mmdet-2 code; the rest of those models is mmdet's config.
 """
 
 from __future__ import annotations

@@ -29,6 +29,18 @@ anchor), ``rpn_feature`` (the RPN's shared 3x3 convolution before its activation
 ``rpn_classifier`` / ``rpn_regressor`` (the modules after it). No RoI-level tap is declared: the student's and the teacher's RoIs are different
 proposals (each network's own RPN), so their per-RoI features do not pair up without re-pooling
 one network's RoIs on the other's features, which no method of the suite does.
+
+``cascade_mask_rcnn_rpngfl_r50`` / ``_r101`` give the RPN GFL's box distributions, as the
+two-stage recipe of LD (Zheng et al., CVPR 2022: ``configs/gfl/fasterrcnn_gfl_r50_1x.py`` and
+``configs/ld/ld_r50_faster_r101_1x.py`` of its authors' code) does for Faster R-CNN: the same
+config with ``rpn_head`` swapped for :class:`suite.nets.distribution_heads.RPNGFLHead`, a
+re-implementation for mmdet 3 of the authors' mmdet-2 ``RPNGFLHead`` -- ``rpn_reg`` predicts
+the edge distributions (``reg_max`` 16: ``3 * 4 * 17`` channels), proposals are ``integral *
+stride`` distances from the anchor centres (``DistancePointBBoxCoder``), then mmdet's RPN
+filtering and NMS, and the RPN's box loss is GIoU (weight 2.0) on them. The RPN's sigmoid
+cross-entropy, max-IoU assigner and random sampler, the cascade RoI heads and the cost options
+are unchanged, and so are the taps' names (``rpn_bbox_preds`` / ``rpn_regressor`` carry the
+distributions).
 """
 
 from __future__ import annotations
@@ -44,18 +56,23 @@ from suite.families.resnet_seg import stage_channels
 from suite.tasks.library import library_config
 
 CONFIG = "mmdet::cascade_rcnn/cascade-mask-rcnn_r50_fpn_1x_coco.py"
-DEPTHS = {"cascade_mask_rcnn_r50": 50, "cascade_mask_rcnn_r101": 101}
+DEPTHS = {"cascade_mask_rcnn_r50": 50, "cascade_mask_rcnn_r101": 101,
+          "cascade_mask_rcnn_rpngfl_r50": 50, "cascade_mask_rcnn_rpngfl_r101": 101}
+# the RPN regresses box distributions (LD's two-stage recipe)
+DISTRIBUTION = ("cascade_mask_rcnn_rpngfl_r50", "cascade_mask_rcnn_rpngfl_r101")
 FPN_STRIDES = (4, 8, 16, 32, 64)
 ANCHORS = 3  # one scale x 3 ratios per location (the RPN's anchor generator)
+REG_MAX = 16  # the GFL RPN's: 4 x (reg_max + 1) regression channels per anchor
 
 
 class CascadeMaskRCNNFamily(DetectionFamily):
-    """Cascade Mask R-CNN R101 (teacher) and R50 (student), mmdet."""
+    """Cascade Mask R-CNN R101 (teacher) and R50 (student), mmdet; with a GFL RPN (LD)."""
 
     name = "cascade_mask_rcnn"
     variants = tuple(DEPTHS)
     notes = ("mmdet's cascade-mask-rcnn_r{50,101}_fpn_1x_coco; cost options (proposals, sampled "
-             "RoIs, detections per image) default to mmdet's values")
+             "RoIs, detections per image) default to mmdet's values; *_rpngfl_*: GFL RPN head "
+             "(LD's, re-implemented for mmdet 3), reg_max 16, GIoU 2.0 on decoded boxes")
     options = {"train_proposals": 2000, "test_proposals": 1000, "sampled_rois": 512,
                "max_per_img": 100, "score_thr": 0.05}
     masks = True
@@ -69,6 +86,10 @@ class CascadeMaskRCNNFamily(DetectionFamily):
         model = copy.deepcopy(library_config(CONFIG).model.to_dict())
         _, fpn = resnet_fpn(model, DEPTHS[variant], width, norm, pretrained, pretrained_prefix)
         model["rpn_head"].update(in_channels=fpn, feat_channels=scaled_channels(256, width))
+        if variant in DISTRIBUTION:
+            from suite.nets.distribution_heads import as_distribution_head
+
+            as_distribution_head(model["rpn_head"], "RPNGFLHead", REG_MAX)
         roi = model["roi_head"]
         for extractor in ("bbox_roi_extractor", "mask_roi_extractor"):
             roi[extractor]["out_channels"] = fpn
@@ -90,12 +111,13 @@ class CascadeMaskRCNNFamily(DetectionFamily):
     def taps(self, variant: str, width: float = 1.0, num_classes: int = 80) -> TapSet:
         stages = stage_channels(DEPTHS[variant], scaled_channels(64, width))
         fpn = scaled_channels(256, width)
+        reg = ANCHORS * 4 * (REG_MAX + 1 if variant in DISTRIBUTION else 1)
         return {
             "stages": stage_taps(stages),
             "fpn": fpn_taps(fpn, FPN_STRIDES),
             "rpn_cls_scores": level_taps("rpn_head.rpn_cls", ANCHORS, FPN_STRIDES),
-            "rpn_bbox_preds": level_taps("rpn_head.rpn_reg", ANCHORS * 4, FPN_STRIDES),
+            "rpn_bbox_preds": level_taps("rpn_head.rpn_reg", reg, FPN_STRIDES),
             "rpn_feature": level_taps("rpn_head.rpn_conv", fpn, FPN_STRIDES),
             "rpn_classifier": level_taps("rpn_head.rpn_cls", ANCHORS, FPN_STRIDES),
-            "rpn_regressor": level_taps("rpn_head.rpn_reg", ANCHORS * 4, FPN_STRIDES),
+            "rpn_regressor": level_taps("rpn_head.rpn_reg", reg, FPN_STRIDES),
         }

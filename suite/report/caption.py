@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from suite.report.layout import Layout
+from suite.report.layout import Layout, delta_bases
 
 SMOKE_WARNING = (
     "SMOKE PROFILE (synthetic data, not the paper's datasets): toy scale. This comparison checks the "
@@ -53,9 +53,10 @@ DETECTION_NOTE = (
     "ResNet's frozen stem and first stage (0.23 M, mmdet's frozen_stages=1) are left out; "
     "GFL-R50 / R18 count 32.44 / 19.42 M here against the paper's 43.57 / 30.57 M, 11.1 M apart "
     "in both, which no option of mmdet's GFL explains. AP^m: GFL and RetinaNet predict no "
-    "masks, so ours is n/a beside the paper's printed value. LD (RetinaNet, Cascade) is not "
-    "defined for those detectors here and is not planned; CrossKD on Cascade crosses the RPN "
-    "head (an adaptation, flagged)."
+    "masks, so ours is n/a beside the paper's printed value. LD needs box distributions: on "
+    "RetinaNet and Cascade it runs the LD authors' recipes on teacher and student with the box "
+    "branch swapped for distributions (RetinaGFL; the RPN-GFL of their Faster R-CNN recipe), "
+    "flagged; CrossKD on Cascade crosses the RPN head (an adaptation, flagged)."
 )
 LIST_LIMIT = 20
 
@@ -130,6 +131,20 @@ def legend(layout: Layout) -> str:
             + (" \u2020: collapsed (see the footnotes)." if layout.collapse_counts()[0] else ""))
 
 
+def own_baselines(layout: Layout) -> list[str]:
+    """``LD · RetinaNet R101 -> R50: over Student: RetinaGFL-R50`` for every row whose Δ is
+    over a baseline other than its block's ``student`` row (:func:`delta_bases`)."""
+    students = {r.block: i for i, r in enumerate(layout.rows)
+                if r.kind == "student" and r.key == "student"}
+    out = []
+    for i, base in delta_bases(layout).items():
+        if base != students.get(layout.rows[i].block):
+            lr, block = layout.rows[i], layout.block(layout.rows[i].block)
+            where = f"{lr.ref.label} \u00b7 {block.title}" if block and block.title else lr.ref.label
+            out.append(f"{where}: over {layout.rows[base].ref.label}")
+    return out
+
+
 def _limited(items: list[str], limit: int) -> str:
     shown = "; ".join(items[:limit])
     more = len(items) - limit
@@ -173,6 +188,11 @@ def footnotes(layout: Layout, limit: int = LIST_LIMIT) -> list[str]:
     extra = [r.ref.label for r in layout.rows if r.extra]
     if extra:
         out.append("Rows not in the paper: " + _limited(extra, limit) + ".")
+    own = own_baselines(layout)
+    if own:
+        out.append("\u0394 over a row's own student (the row runs on other models than its "
+                   "block's pair; the paper's \u0394 stays over the block's student): "
+                   + _limited(own, limit) + ".")
     if any(c.kind == "efficiency" and c.metric in ("params_m", "flops_g") for c in layout.columns):
         out.append(DETECTION_NOTE if is_detection(layout) else COMPLEXITY_NOTE)
     unmeasured = flops_not_measured(layout)

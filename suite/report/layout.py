@@ -309,18 +309,24 @@ def _rows(ref: RefTable, frame: pd.DataFrame) -> list[LayoutRow]:
     """The reference rows per block, our extra rows appended, with sections and rules."""
     known = {(r.block, r.key) for r in ref.rows}
     extras: dict[int, list[RefRow]] = {}
-    pairs = frame.loc[frame["row"] != "", ["block", "row"]].drop_duplicates()
-    for block, key in zip(pairs["block"], pairs["row"]):
+    pairs = frame.loc[frame["row"] != "", ["block", "row", "method", "model", "teacher_model"]]
+    pairs = pairs.drop_duplicates(["block", "row"])
+    for block, key, method, model, teacher in zip(pairs["block"], pairs["row"], pairs["method"],
+                                                  pairs["model"], pairs["teacher_model"]):
         if (block, key) in known or not any(b.index == block for b in ref.blocks):
             continue
         known.add((block, key))
+        model_row = None
         if ref.name == "table2":
             kind, label = ("teacher", f"Teacher: {key}") if key == "teacher" else (
                 "student", model_name(key))
+        elif method == "none" and model:  # a teacher or student of a row's own models
+            kind = "teacher" if teacher == model else "student"
+            label, model_row = f"{kind.capitalize()}: {model_name(model)}", model
         else:
             kind = "combination" if "+" in key else "method"
             label = method_name(key)
-        extras.setdefault(block, []).append(RefRow(block, key, kind, label))
+        extras.setdefault(block, []).append(RefRow(block, key, kind, label, model_row))
     header_kinds = {"reference", "teacher"} | ({"student"} if ref.name != "table2" else set())
     out: list[LayoutRow] = []
     for block in ref.blocks:
@@ -478,10 +484,39 @@ def _efficiency_cells(frame: pd.DataFrame, col: RefColumn, rows: list[LayoutRow]
     return out
 
 
-def _deltas(layout: Layout) -> None:
-    """Δ over the baseline, for ours and for the paper's numbers."""
+def delta_bases(layout: Layout) -> dict[int, int]:
+    """Row index -> the row index its Δ is over: the block's ``student`` row, or for a row run
+    on a student of its own (:mod:`suite.blocks`) the block's row of that student trained
+    without a teacher, when the block has one."""
     students = {r.block: i for i, r in reversed(list(enumerate(layout.rows)))
                 if r.kind == "student" and r.key == "student"}
+    placed = layout.frame[(layout.frame["_row"] >= 0) & ~layout.frame["_shared"]
+                          & (layout.frame["model"] != "")]
+    models = dict(zip(placed["_row"].tolist(), placed["model"].tolist()))
+    plain: dict[tuple[int, str], int] = {}
+    for i, lr in enumerate(layout.rows):
+        model = lr.ref.model or models.get(i)
+        if lr.kind == "student" and model:
+            plain.setdefault((lr.block, model), i)
+    out = {}
+    for i, lr in enumerate(layout.rows):
+        if lr.kind in ("teacher", "reference") or (lr.kind == "student" and lr.key == "student"):
+            continue
+        own = plain.get((lr.block, models.get(i) or lr.ref.model or ""))
+        if own == i:
+            continue  # a baseline of its own (a row's own student without a teacher)
+        base = own if own is not None else students.get(lr.block)
+        if base is not None:
+            out[i] = base
+    return out
+
+
+def _deltas(layout: Layout) -> None:
+    """Δ over the baseline (:func:`delta_bases`) for ours; the paper's Δ over its own student
+    row (the paper prints one baseline per block)."""
+    students = {r.block: i for i, r in reversed(list(enumerate(layout.rows)))
+                if r.kind == "student" and r.key == "student"}
+    bases = delta_bases(layout)
     for i, lr in enumerate(layout.rows):
         if lr.kind in ("teacher", "reference") or (lr.kind == "student" and lr.key == "student"):
             continue
@@ -489,15 +524,19 @@ def _deltas(layout: Layout) -> None:
             if col.delta_from is None:
                 continue
             if col.delta_from == "student":
-                base_row, base_col = students.get(lr.block), col.key
+                if i not in bases:
+                    continue
+                base_row, paper_row, base_col = bases[i], students.get(lr.block), col.key
             else:
-                base_row, base_col = i, col.delta_from
-            if base_row is None:
-                continue
-            c, b = layout.cell(i, col.key), layout.cell(base_row, base_col)
-            if c.has_value and b.has_value:
-                c.delta = c.mean - b.mean
-            c.paper_delta = c.paper - b.paper  # NaN propagates when either is missing
+                base_row = paper_row = i
+                base_col = col.delta_from
+            c = layout.cell(i, col.key)
+            if base_row is not None:
+                b = layout.cell(base_row, base_col)
+                if c.has_value and b.has_value:
+                    c.delta = c.mean - b.mean
+            if paper_row is not None:  # NaN propagates when either is missing
+                c.paper_delta = c.paper - layout.cell(paper_row, base_col).paper
 
 
 def _flags(layout: Layout) -> None:

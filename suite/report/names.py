@@ -61,6 +61,10 @@ MODEL_NAMES: dict[str, str] = {
     "cascade_mask_rcnn_r50": "Cascade Mask R-CNN-R50",
     "retinanet_r101": "RetinaNet-R101",
     "retinanet_r50": "RetinaNet-R50",
+    "retinagfl_r101": "RetinaGFL-R101",
+    "retinagfl_r50": "RetinaGFL-R50",
+    "cascade_mask_rcnn_rpngfl_r101": "Cascade Mask R-CNN-R101 (GFL RPN)",
+    "cascade_mask_rcnn_rpngfl_r50": "Cascade Mask R-CNN-R50 (GFL RPN)",
 }
 
 DATASET_NAMES: dict[str, str] = {

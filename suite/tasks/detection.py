@@ -81,6 +81,7 @@ class DetectionTask(Task):
         from mmdet.utils import register_all_modules
 
         import suite.nets.det_heads  # noqa: F401  (TapGFLHead, TapRetinaHead)
+        import suite.nets.distribution_heads  # noqa: F401  (TapRetinaGFLHead, RPNGFLHead)
 
         register_all_modules(init_default_scope=False)
 
