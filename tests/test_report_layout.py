@@ -272,3 +272,7 @@ def test_a_row_on_its_own_models_has_its_delta_over_its_own_student():
     notes = " ".join(footnotes(lay))
     assert "over a row's own student" in notes and "LD" in notes
     assert "over Student: RetinaGFL-R50" in notes
+    from suite.report.plots import _bar_label  # the Δ plot names the student the row ran on
+
+    assert _bar_label(lay, _row(lay, "ld", 2)) == "LD\n(RetinaGFL-R50)"
+    assert _bar_label(lay, _row(lay, "pkd", 2)) == "PKD\n(RetinaNet-R50)"
