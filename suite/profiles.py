@@ -63,7 +63,27 @@ def load_profile(name: str) -> dict[str, Any]:
     required = {"name", "data", "width", "crop", "schedule", "optimizer"}
     if not isinstance(data, dict) or not required <= set(data):
         raise SpecError(f"malformed profile {path}: needs keys {sorted(required)}")
+    check_synthetic(data, path)
     return data
+
+
+# what a ``synthetic:`` section may set: image counts, size, augmented copies (VOC's), and the
+# seed of the draw (another seed: other images of the same dataset, e.g. for a pretrain cell)
+SYNTHETIC_KEYS = frozenset({"num_train", "num_val", "size", "num_aug", "seed"})
+
+
+def check_synthetic(profile: dict[str, Any], path: Path | str) -> None:
+    """Raise :class:`SpecError` for an unknown key in any ``synthetic:`` section of a profile
+    (top level, ``pretrain``, ``datasets.<name>``)."""
+    sections = {"synthetic": profile.get("synthetic"),
+                "pretrain.synthetic": (profile.get("pretrain") or {}).get("synthetic")}
+    for name, over in (profile.get("datasets") or {}).items():
+        sections[f"datasets.{name}.synthetic"] = (over or {}).get("synthetic")
+    for where, section in sections.items():
+        unknown = sorted(set(section or {}) - SYNTHETIC_KEYS)
+        if unknown:
+            raise SpecError(f"profile {path}: {where} has unknown keys {unknown}; valid: "
+                            f"{', '.join(sorted(SYNTHETIC_KEYS))}")
 
 
 def for_dataset(profile: dict[str, Any], dataset: str) -> dict[str, Any]:

@@ -207,8 +207,19 @@ def _base_config(
     return cfg
 
 
+def pretrain_task(prof: dict[str, Any]) -> str | None:
+    """The task of the profile's ``pretrain.dataset`` (None without a ``pretrain`` section)."""
+    from suite.data import DATASETS
+
+    spec = prof.get("pretrain")
+    if not spec:
+        return None
+    dataset = DATASETS.get(spec["dataset"])
+    return getattr(dataset, "task", "segmentation") if dataset is not None else None
+
+
 def _pretrain_cells(prof: dict[str, Any], models: list[str], table: str, roots: dict[str, str],
-                    require_roots: bool) -> dict[str, Cell]:
+                    require_roots: bool, task: str = "segmentation") -> dict[str, Cell]:
     """One ``pretrain`` cell per architecture when the profile has a ``pretrain`` section.
 
     The stand-in for ImageNet pre-training on synthetic data: the architecture is trained on
@@ -220,14 +231,17 @@ def _pretrain_cells(prof: dict[str, Any], models: list[str], table: str, roots: 
     if not spec:
         return {}
     dataset = spec["dataset"]
-    view = deep_merge(prof, {"schedule": {"teacher": dict(spec.get("schedule", {}))},
-                             "synthetic": dict(spec.get("synthetic", {}))})
+    own = {"schedule": {"teacher": dict(spec.get("schedule", {}))},
+           "synthetic": dict(spec.get("synthetic", {}))}
+    # the pretrain's values win over the profile's section for that dataset too (a table may
+    # also train on the pretrain dataset, with its own schedule and data there)
+    view = deep_merge(prof, {**own, "datasets": {dataset: own}})
     view.pop("pretrain", None)
     out = {}
     for model in models:
         if (prof.get("pretrained") or {}).get(model):
             continue
-        cfg = _base_config(view, dataset, model, "pretrain", 0, roots, require_roots)
+        cfg = _base_config(view, dataset, model, "pretrain", 0, roots, require_roots, task=task)
         out[model] = Cell(cell_id(cfg), cfg, table, "pretrain")
     return out
 
@@ -252,8 +266,11 @@ def expand(
     plan = _Expansion(table, prof, dict(data_roots or {}), require_roots,
                       {**(prof.get("teacher_checkpoints") or {}), **(teacher_checkpoints or {})},
                       task=spec["task"])
-    if spec["task"] == "segmentation":  # the pretrain stand-in trains segmentors on ADE20K; a
-        plan.pretrain([m for b in blocks for m in b.models])  # detection table starts from scratch
+    # the pretrain stand-in trains each architecture on the profile's pretrain dataset: only
+    # where that dataset is of the table's task (the signal profile's ADE20K trains segmentors;
+    # a detection table under it starts from scratch)
+    if pretrain_task(prof) == spec["task"]:
+        plan.pretrain([m for b in blocks for m in b.models])
     for block in blocks:
         for dataset in block.datasets:
             teachers = {model: plan.teacher(block, dataset, model) for model in block.teachers}
@@ -280,7 +297,7 @@ class _Expansion:
 
     def pretrain(self, models: list[str]) -> None:
         self.pre = _pretrain_cells(self.prof, list(dict.fromkeys(models)), self.table, self.roots,
-                                   self.require_roots)
+                                   self.require_roots, task=self.task)
         self.teachers.extend(self.pre.values())
         self.seen.update(c.id for c in self.pre.values())
 

@@ -192,7 +192,8 @@ def _data_root(config: dict[str, Any]) -> str:
         params = {k: v for k, v in config["data"].items() if k != "source"}
         if "size" in params:
             params["size"] = tuple(params["size"])
-        return str(ensure_dataset(config["dataset"], cache_dir=cache_dir() / "data", seed=0, **params))
+        params.setdefault("seed", 0)  # the draw (profiles.SYNTHETIC_KEYS)
+        return str(ensure_dataset(config["dataset"], cache_dir=cache_dir() / "data", **params))
     root = config.get("data_root")
     if not root or not Path(root).is_dir():
         raise SuiteError(f"dataset root for {config['dataset']} missing: {root!r}")

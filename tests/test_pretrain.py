@@ -95,3 +95,50 @@ def test_student_backbone_starts_from_the_pretrain_cell_and_the_teacher_does_not
             if k.startswith("backbone.")}
     for key, value in student.backbone.state_dict().items():
         assert torch.equal(value, want[key]), key
+
+
+def _profile(folder, prof):
+    (folder / f"{prof['name']}.yaml").write_text(yaml.safe_dump(prof))
+    return prof["name"]
+
+
+def test_a_detection_table_pretrains_only_on_a_detection_dataset(pretrain_profile):
+    name, folder, prof = pretrain_profile
+    assert not [c for c in expand("table5", name) if c.role == "pretrain"]  # ADE20K: from scratch
+    det = copy.deepcopy(prof)
+    det["name"] = "tinypredet"
+    det["pretrain"] = {"dataset": "coco2017", "schedule": {"iters": 5, "batch_size": 2},
+                       "synthetic": {"num_train": 40, "seed": 1}}
+    # the table's own section for the dataset must not override the pretrain's values
+    det["datasets"] = {"coco2017": {"schedule": {"teacher": {"iters": 7, "batch_size": 2}},
+                                    "synthetic": {"num_train": 10}}}
+    cells = expand("table5", _profile(folder, det))
+    pre = {c.config["model"]: c for c in cells if c.role == "pretrain"}
+    assert set(pre) >= {"gfl_r50", "gfl_r18", "retinagfl_r101", "cascade_mask_rcnn_r50"}
+    gfl = pre["gfl_r50"].config
+    assert (gfl["task"], gfl["iters"], gfl["data"]["num_train"], gfl["data"]["seed"]) == \
+        ("detection", 5, 40, 1)
+    teacher = next(c for c in cells if c.role == "teacher" and c.config["model"] == "gfl_r50")
+    assert (teacher.config["iters"], teacher.config["data"]["num_train"]) == (7, 10)
+    assert teacher.config["pretrain"]["cell"] == pre["gfl_r50"].id
+
+
+def test_synthetic_sections_take_a_seed_and_refuse_unknown_keys(pretrain_profile, monkeypatch):
+    from suite import train
+    from suite.errors import SpecError
+    from suite.profiles import load_profile
+
+    name, folder, prof = pretrain_profile
+    bad = copy.deepcopy(prof)
+    bad["name"] = "tinybad"
+    bad["pretrain"]["synthetic"] = {"num_train": 6, "sead": 1}
+    with pytest.raises(SpecError, match=r"pretrain.synthetic has unknown keys \['sead'\]; "
+                                        r"valid: num_aug, num_train, num_val, seed, size"):
+        load_profile(_profile(folder, bad))
+    seen = {}
+    monkeypatch.setattr("suite.data.ensure_dataset", lambda name, **kw: seen.update(kw) or "root")
+    config = {"dataset": "coco2017", "data": {"source": "synthetic", "num_train": 4, "seed": 3}}
+    train._data_root(config)
+    assert seen["seed"] == 3 and seen["num_train"] == 4
+    train._data_root({"dataset": "coco2017", "data": {"source": "synthetic"}})
+    assert seen["seed"] == 0
