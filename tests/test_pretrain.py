@@ -142,3 +142,14 @@ def test_synthetic_sections_take_a_seed_and_refuse_unknown_keys(pretrain_profile
     assert seen["seed"] == 3 and seen["num_train"] == 4
     train._data_root({"dataset": "coco2017", "data": {"source": "synthetic"}})
     assert seen["seed"] == 0
+
+
+def test_the_detection_signal_check_pretrains_its_detectors_on_another_draw(suite_cache):
+    cells = expand("det_signal", "det_signal", seeds=3)
+    pre = {c.config["model"]: c for c in cells if c.role == "pretrain"}
+    assert set(pre) == {"gfl_r50", "gfl_r18"}
+    assert all(c.config["data"]["seed"] == 1 and c.config["task"] == "detection"
+               for c in pre.values())
+    rest = [c for c in cells if c.role != "pretrain"]
+    assert len(rest) == 1 + 3 * 5 and all("seed" not in c.config["data"] for c in rest)
+    assert all(c.config["pretrain"]["cell"] == pre[c.config["model"]].id for c in rest)
