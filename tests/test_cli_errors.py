@@ -10,9 +10,9 @@ from suite.cli import main
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["run", "table9"], "unknown table 'table9'; valid: signal, table1, table2, table3, table4"),
+        (["run", "table9"], "unknown table 'table9'; valid: det_signal, signal, table1, table2, table3, table4"),
         (["run", "table1", "--executor", "gpu"], "unknown executor 'gpu'; valid: local, debug, slurm"),
-        (["run", "table1", "--profile", "nightly"], "unknown profile 'nightly'; valid: paper, signal, smoke"),
+        (["run", "table1", "--profile", "nightly"], "unknown profile 'nightly'; valid: det_signal, paper, signal, smoke"),
         (["run", "table1", "--wandb", "cloud"], "unknown W&B mode 'cloud'"),
         (["run", "table1", "--profile", "paper"], "--data-root voc2012=PATH"),
         (["run", "table1", "--only", "colour=red"], "--only: unknown key 'colour'"),
