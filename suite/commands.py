@@ -206,7 +206,15 @@ def cmd_report(args: argparse.Namespace) -> int:
         store = Store(results_path(args))
         for cid in frame.loc[frame["status"] == "damaged", "cell_id"]:
             print(f"damaged {cid}: {store.reason(cid)} (not reported)")
-    written = render_report(args.table, frame, out, formats, tolerance=args.tolerance)
+    layout_table = args.table
+    if args.table not in REFERENCE_TABLES:  # a check table (signal, det_signal): the paper's
+        layout_table = str(load_table(args.table).get("reference") or "")  # layout it names
+        if layout_table not in REFERENCE_TABLES:
+            raise SuiteError(f"table {args.table!r} names no paper table to report against "
+                             f"(its 'reference:'); valid: {', '.join(REFERENCE_TABLES)}")
+        frame = frame.assign(table=layout_table)
+        out = out / args.table  # its files are named after the layout: keep them apart
+    written = render_report(layout_table, frame, out, formats, tolerance=args.tolerance)
     md = written.get("md")
     if md:
         print(Path(md).read_text())

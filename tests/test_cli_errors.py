@@ -56,3 +56,19 @@ def test_output_into_a_closed_pipe_is_quiet():
                           capture_output=True, text=True, timeout=120)
     assert proc.stdout.startswith("table3: 63 cells")
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+
+
+def test_a_check_table_reports_against_the_paper_table_it_names(tmp_path, monkeypatch, capsys,
+                                                                suite_cache):
+    """``signal`` names table3: its report lays out in table3's rows, in a folder of its own."""
+    out = tmp_path / "out"
+    assert main(["report", "signal", "--profile", "signal", "--format", "md",
+                 "--results", str(tmp_path / "res"), "--out", str(out)]) == 0
+    assert (out / "signal" / "table3.md").is_file() and not (out / "table3.md").exists()
+    monkeypatch.setenv("SUITE_TABLES", str(tmp_path))
+    (tmp_path / "lone.yaml").write_text(
+        "name: lone\ntask: segmentation\ndatasets: [voc2012]\nteacher: pspnet_r101\n"
+        "student: pspnet_r18\nrows: [{row: student}]\n")
+    capsys.readouterr()
+    assert main(["report", "lone", "--results", str(tmp_path / "res"), "--format", "md"]) == 2
+    assert "table 'lone' names no paper table to report against" in capsys.readouterr().err
