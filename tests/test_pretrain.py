@@ -153,3 +153,13 @@ def test_the_detection_signal_check_pretrains_its_detectors_on_another_draw(suit
     rest = [c for c in cells if c.role != "pretrain"]
     assert len(rest) == 1 + 3 * 5 and all("seed" not in c.config["data"] for c in rest)
     assert all(c.config["pretrain"]["cell"] == pre[c.config["model"]].id for c in rest)
+
+
+def test_the_synthetic_keys_are_the_generators_parameters():
+    import inspect
+
+    from suite.data.generate import ensure_dataset
+    from suite.profiles import SYNTHETIC_KEYS
+
+    params = set(inspect.signature(ensure_dataset).parameters) - {"name", "cache_dir"}
+    assert SYNTHETIC_KEYS == params

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from suite.report.layout import Layout, delta_bases
+from suite.report.layout import Layout, block_students
 
 SMOKE_WARNING = (
     "SMOKE PROFILE (synthetic data, not the paper's datasets): toy scale. This comparison checks the "
@@ -133,11 +133,10 @@ def legend(layout: Layout) -> str:
 
 def own_baselines(layout: Layout) -> list[str]:
     """``LD · RetinaNet R101 -> R50: over Student: RetinaGFL-R50`` for every row whose Δ is
-    over a baseline other than its block's ``student`` row (:func:`delta_bases`)."""
-    students = {r.block: i for i, r in enumerate(layout.rows)
-                if r.kind == "student" and r.key == "student"}
+    over a baseline other than its block's ``student`` row (``Layout.bases``)."""
+    students = block_students(layout.rows)
     out = []
-    for i, base in delta_bases(layout).items():
+    for i, base in layout.bases.items():
         if base != students.get(layout.rows[i].block):
             lr, block = layout.rows[i], layout.block(layout.rows[i].block)
             where = f"{lr.ref.label} \u00b7 {block.title}" if block and block.title else lr.ref.label

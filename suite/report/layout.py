@@ -117,6 +117,8 @@ class Layout:
     tolerance_std: float
     unplaced: int = 0
     status_counts: dict[str, int] = field(default_factory=dict)
+    # row index -> the row its Δ is over (:func:`delta_bases`), filled by build_layout
+    bases: dict[int, int] = field(default_factory=dict)
     _pending: dict[str, list[str]] | None = field(default=None, repr=False)
     _frame: pd.DataFrame | None = field(default=None, repr=False)
 
@@ -299,6 +301,7 @@ def build_layout(table: str, df: pd.DataFrame | None, tolerance: float = 0.5,
     unplaced = len(set(frame["_src"].tolist()) - set(frame.loc[placed, "_src"].tolist()))
     layout = Layout(ref, rows, ref.columns, cells, proto, frame, tolerance,
                     tolerance_std, unplaced=unplaced, status_counts=status_counts)
+    layout.bases = delta_bases(layout)
     _deltas(layout)
     _flags(layout)
     _ranks(layout)
@@ -356,22 +359,26 @@ def _shared(ref: RefTable, rows: list[LayoutRow], frame: pd.DataFrame) -> pd.Dat
     dataset. Distilled results are never copied: their options and teacher make them a block's.
     """
     plain = frame[frame["method"] == "none"]
+    plain = plain.assign(_teacher=plain["teacher_model"] == plain["model"])
+    by_key = dict(tuple(plain.groupby("row", sort=False)))  # one filter per row key, not per row
     own = set(zip(frame["_row"], frame["dataset"], frame["method"]))
-    teacher = plain["teacher_model"] == plain["model"]
     copies = []
     for i, lr in enumerate(rows):
+        same = by_key.get(lr.key)
+        if same is None:
+            continue
         block = next(b for b in ref.blocks if b.index == lr.block)
-        mask = (plain["row"] == lr.key) & (plain["_row"] != i)
+        mask = same["_row"] != i
         if block.dataset is not None:
-            mask &= plain["dataset"] == block.dataset
+            mask &= same["dataset"] == block.dataset
         if lr.kind == "teacher":
-            mask &= teacher & (plain["model"] == (block.teacher_model or ""))
+            mask &= same["_teacher"] & (same["model"] == (block.teacher_model or ""))
         else:
-            mask &= ~teacher
+            mask &= ~same["_teacher"]
             model = lr.ref.model or block.student_model
             if model:
-                mask &= plain["model"] == model
-        found = plain[mask]
+                mask &= same["model"] == model
+        found = same[mask].drop(columns="_teacher")
         found = found[[(i, d, "none") not in own for d in found["dataset"]]]
         if len(found):
             copies.append(found.assign(_row=i, block=lr.block, _shared=True))
@@ -484,12 +491,17 @@ def _efficiency_cells(frame: pd.DataFrame, col: RefColumn, rows: list[LayoutRow]
     return out
 
 
+def block_students(rows: list[LayoutRow]) -> dict[int, int]:
+    """Block index -> the index of its ``student`` row (the paper's baseline), where it has one."""
+    return {r.block: i for i, r in reversed(list(enumerate(rows)))
+            if r.kind == "student" and r.key == "student"}
+
+
 def delta_bases(layout: Layout) -> dict[int, int]:
     """Row index -> the row index its Δ is over: the block's ``student`` row, or for a row run
     on a student of its own (:mod:`suite.blocks`) the block's row of that student trained
-    without a teacher, when the block has one."""
-    students = {r.block: i for i, r in reversed(list(enumerate(layout.rows)))
-                if r.kind == "student" and r.key == "student"}
+    without a teacher, when the block has one. Computed once per layout (``Layout.bases``)."""
+    students = block_students(layout.rows)
     placed = layout.frame[(layout.frame["_row"] >= 0) & ~layout.frame["_shared"]
                           & (layout.frame["model"] != "")]
     models = dict(zip(placed["_row"].tolist(), placed["model"].tolist()))
@@ -514,9 +526,7 @@ def delta_bases(layout: Layout) -> dict[int, int]:
 def _deltas(layout: Layout) -> None:
     """Δ over the baseline (:func:`delta_bases`) for ours; the paper's Δ over its own student
     row (the paper prints one baseline per block)."""
-    students = {r.block: i for i, r in reversed(list(enumerate(layout.rows)))
-                if r.kind == "student" and r.key == "student"}
-    bases = delta_bases(layout)
+    students, bases = block_students(layout.rows), layout.bases
     for i, lr in enumerate(layout.rows):
         if lr.kind in ("teacher", "reference") or (lr.kind == "student" and lr.key == "student"):
             continue

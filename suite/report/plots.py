@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from suite.report.caption import title  # noqa: E402
-from suite.report.layout import Layout, delta_bases  # noqa: E402
+from suite.report.layout import Layout  # noqa: E402
 from suite.report.names import dataset_name, metric_name, model_name  # noqa: E402
 
 DPI = 100
@@ -39,7 +39,7 @@ def _bar_label(layout: Layout, row: int) -> str:
     lr = layout.rows[row]
     label = lr.ref.label.replace("Teacher: ", "").replace("Student: ", "")
     block = layout.block(lr.block)
-    base = delta_bases(layout).get(row)
+    base = layout.bases.get(row)
     own = layout.rows[base].ref.model if base is not None else None
     if own and block is not None and own != block.student_model:  # a row on its own student
         label = f"{label}\n({model_name(own)})"
